@@ -1,0 +1,555 @@
+/*  commands.c: the command socket.  One request in, one reply out.
+
+    A request arrives from the ROUTER as [identity][empty][body] (more
+    envelope frames are allowed before the empty one, for proxies).  The
+    reply reuses the envelope.  Every request gets a reply: a result, or
+    an error with a stable code and a message naming the offending field.
+    Replies are sent without blocking; one to a peer that left or stopped
+    reading is dropped and counted, never waited on.
+*/
+#include "log.h"
+#include "registry.h"
+
+/*  One request being served.  */
+typedef struct {
+    registry_t *registry;
+    msg_t *request;
+    msg_t reply;
+    char error_text[MSG_TEXT_MAX];
+    /* storage for results that the reply's views point into */
+    store_client_t client;
+    store_client_t *clients;
+    uint32_t clients_count;
+    store_event_t *events;
+    uint32_t events_count;
+    msg_str_t *ids;
+    uint32_t ids_count;
+    msg_stat_t stats[MSG_STATS_MAX];
+} request_t;
+
+static void
+s_set_error (request_t *request, msg_error_code_t code, const char *format,
+             ...) __attribute__ ((format (printf, 3, 4)));
+
+static void
+s_set_error (request_t *request, msg_error_code_t code, const char *format,
+             ...)
+{
+    va_list args;
+    va_start (args, format);
+    vsnprintf (request->error_text, sizeof (request->error_text), format,
+               args);
+    va_end (args);
+
+    request->reply.type = MSG_ERROR;
+    request->reply.u.error.code = code;
+    request->reply.u.error.message = msg_str (request->error_text);
+}
+
+/*  Sets an error reply for a failed store call: busy when another
+    connection holds the lock (the caller may retry), internal otherwise.  */
+static void
+s_set_store_error (request_t *request, const char *what, const char *id)
+{
+    registry_t *self = request->registry;
+    self->stats.store_errors++;
+    log_error ("store operation failed", "op=%s id=%s error=%s", what,
+               log_quote (id), log_quote (store_error (self->store)));
+
+    if (store_busy (self->store))
+        s_set_error (request, MSG_ERR_BUSY,
+                     "%s of client \"%s\" failed: the store is busy; retry",
+                     what, id);
+    else
+        s_set_error (request, MSG_ERR_INTERNAL,
+                     "%s of client \"%s\" failed in the store; see the "
+                     "registry log",
+                     what, id);
+}
+
+static msg_result_t *
+s_result (request_t *request)
+{
+    request->reply.type = MSG_RESULT;
+    request->reply.u.result.cmd = request->request->type;
+    return &request->reply.u.result;
+}
+
+static void
+s_client_to_msg (registry_t *self, const store_client_t *row,
+                 msg_client_t *client)
+{
+    client->id = msg_str (row->id);
+    client->node = msg_str (row->node);
+    client->registered_ms = row->registered_ms;
+    client->meta.ptr = (const char *) row->meta;
+    client->meta.len = (uint32_t) row->meta_len;
+
+    //  Memory is ahead of the store by up to one flush of touches
+    int64_t activity = activity_get (self->activity, row->id);
+    client->last_activity_ms = activity > row->last_activity_ms
+                                   ? activity
+                                   : row->last_activity_ms;
+}
+
+static void
+s_register (request_t *request)
+{
+    registry_t *self = request->registry;
+    msg_register_t *body = &request->request->u.register_;
+    char id[MSG_ID_MAX + 1];
+    char node[MSG_NODE_MAX + 1];
+    msg_str_copy (body->id, id, sizeof (id));
+    msg_str_copy (body->node, node, sizeof (node));
+
+    int64_t now_ms = zclock_time ();
+    bool created = false;
+    if (store_register (self->store, id, node, body->meta.ptr, body->meta.len,
+                        now_ms, &created) != 0) {
+        s_set_store_error (request, "register", id);
+        return;
+    }
+    if (activity_add (self->activity, id, now_ms) != 0) {
+        s_set_error (request, MSG_ERR_INTERNAL,
+                     "register of client \"%s\": out of memory", id);
+        return;
+    }
+
+    self->stats.registrations++;
+    s_result (request)->created = created;
+}
+
+static void
+s_touch (request_t *request)
+{
+    registry_t *self = request->registry;
+    msg_touch_t *body = &request->request->u.touch;
+    int64_t now_ms = zclock_time ();
+
+    request->ids = malloc (body->count * sizeof (msg_str_t));
+    if (!request->ids) {
+        s_set_error (request, MSG_ERR_INTERNAL, "touch: out of memory");
+        return;
+    }
+
+    uint32_t touched = 0;
+    for (uint32_t index = 0; index < body->count; index++) {
+        msg_str_t id = body->ids[index];
+        if (activity_touch (self->activity, id.ptr, id.len, now_ms) == 0)
+            touched++;
+        else
+            request->ids[request->ids_count++] = id;
+    }
+    self->stats.touches += touched;
+    self->stats.touches_unknown += request->ids_count;
+
+    msg_result_t *result = s_result (request);
+    result->touched = touched;
+    result->unknown = request->ids;
+    result->unknown_count = request->ids_count;
+}
+
+static void
+s_remove (request_t *request, msg_reason_t reason)
+{
+    registry_t *self = request->registry;
+    char id[MSG_ID_MAX + 1];
+    msg_str_copy (request->request->u.client_ref.id, id, sizeof (id));
+
+    store_event_t event;
+    int rc = store_remove (self->store, id, reason, zclock_time (), &event);
+    if (rc == STORE_NOT_FOUND) {
+        s_set_error (request, MSG_ERR_UNKNOWN_CLIENT,
+                     "client \"%s\" is not registered", id);
+        return;
+    }
+    if (rc != 0) {
+        s_set_store_error (request, msg_reason_name (reason), id);
+        return;
+    }
+
+    removal_publish (self, &event);
+    s_result (request)->seq = event.seq;
+}
+
+static void
+s_get (request_t *request)
+{
+    registry_t *self = request->registry;
+    char id[MSG_ID_MAX + 1];
+    msg_str_copy (request->request->u.client_ref.id, id, sizeof (id));
+
+    int rc = store_get (self->store, id, &request->client);
+    if (rc == STORE_NOT_FOUND) {
+        s_set_error (request, MSG_ERR_UNKNOWN_CLIENT,
+                     "client \"%s\" is not registered", id);
+        return;
+    }
+    if (rc != 0) {
+        s_set_store_error (request, "get", id);
+        return;
+    }
+    s_client_to_msg (self, &request->client, &s_result (request)->client);
+}
+
+static int
+s_collect_client (const store_client_t *client, void *arg)
+{
+    request_t *request = arg;
+    request->clients[request->clients_count++] = *client;
+    return 0;
+}
+
+static void
+s_list (request_t *request)
+{
+    registry_t *self = request->registry;
+    msg_list_t *body = &request->request->u.list;
+    char after[MSG_ID_MAX + 1];
+    char node[MSG_NODE_MAX + 1];
+    msg_str_copy (body->after, after, sizeof (after));
+    msg_str_copy (body->node, node, sizeof (node));
+
+    //  One more than the page, to learn whether another page follows
+    uint32_t limit = body->limit + 1;
+    request->clients = calloc (limit, sizeof (store_client_t));
+    if (!request->clients) {
+        s_set_error (request, MSG_ERR_INTERNAL, "list: out of memory");
+        return;
+    }
+    if (store_list (self->store, after, body->node.len ? node : NULL, limit,
+                    s_collect_client, request) != 0) {
+        s_set_store_error (request, "list", after);
+        return;
+    }
+
+    msg_result_t *result = s_result (request);
+    bool more = request->clients_count > body->limit;
+    if (more)
+        request->clients_count = body->limit;
+    result->clients = calloc (request->clients_count + 1,
+                              sizeof (msg_client_t));
+    if (!result->clients) {
+        s_set_error (request, MSG_ERR_INTERNAL, "list: out of memory");
+        return;
+    }
+    for (uint32_t index = 0; index < request->clients_count; index++)
+        s_client_to_msg (self, &request->clients[index],
+                         &result->clients[index]);
+    result->clients_count = request->clients_count;
+    if (more)
+        result->next = msg_str (request->clients[body->limit - 1].id);
+}
+
+static void
+s_add_stat (request_t *request, const char *name, uint64_t value)
+{
+    msg_result_t *result = &request->reply.u.result;
+    if (result->stats_count == MSG_STATS_MAX)
+        return;
+    request->stats[result->stats_count].name = msg_str (name);
+    request->stats[result->stats_count].value = value;
+    result->stats_count++;
+}
+
+static void
+s_stats (request_t *request)
+{
+    registry_t *self = request->registry;
+    registry_stats_t *stats = &self->stats;
+    msg_result_t *result = s_result (request);
+    result->stats = request->stats;
+
+    uint64_t first_seq = 0, last_seq = 0;
+    store_event_range (self->store, &first_seq, &last_seq);
+
+    s_add_stat (request, "clients", activity_count (self->activity));
+    s_add_stat (request, "pending_activity",
+                activity_pending_count (self->activity));
+    s_add_stat (request, "first_seq", first_seq);
+    s_add_stat (request, "last_seq", last_seq);
+    s_add_stat (request, "stale_after_ms", (uint64_t) self->stale_after_ms);
+    s_add_stat (request, "uptime_ms",
+                (uint64_t) (zclock_mono () - self->serving_since_mono));
+    s_add_stat (request, "sweep_running",
+                self->sweep.state == SWEEP_RUNNING);
+    s_add_stat (request, "last_sweep", self->sweep.id);
+    s_add_stat (request, "requests", stats->requests);
+    s_add_stat (request, "bad_requests", stats->bad_requests);
+    s_add_stat (request, "replies_dropped", stats->replies_dropped);
+    s_add_stat (request, "registrations", stats->registrations);
+    s_add_stat (request, "touches", stats->touches);
+    s_add_stat (request, "touches_unknown", stats->touches_unknown);
+    s_add_stat (request, "deregistrations", stats->deregistrations);
+    s_add_stat (request, "operator_evictions", stats->operator_evictions);
+    s_add_stat (request, "evicted", stats->evicted);
+    s_add_stat (request, "events_published", stats->events_published);
+    s_add_stat (request, "events_pruned", stats->events_pruned);
+    s_add_stat (request, "ticks", stats->ticks);
+    s_add_stat (request, "ticks_ignored", stats->ticks_ignored);
+    s_add_stat (request, "ticks_malformed", stats->ticks_malformed);
+    s_add_stat (request, "sweeps", stats->sweeps);
+    s_add_stat (request, "sweeps_failed", stats->sweeps_failed);
+    s_add_stat (request, "sweeps_in_grace", stats->sweeps_in_grace);
+    s_add_stat (request, "batches", stats->batches);
+    s_add_stat (request, "batches_failed", stats->batches_failed);
+    s_add_stat (request, "flushes", stats->flushes);
+    s_add_stat (request, "flushes_failed", stats->flushes_failed);
+    s_add_stat (request, "store_errors", stats->store_errors);
+}
+
+static int
+s_collect_stale_id (const store_client_t *client, void *arg)
+{
+    request_t *request = arg;
+    request->clients[request->clients_count] = *client;
+    request->ids[request->ids_count++] =
+        msg_str (request->clients[request->clients_count++].id);
+    return 0;
+}
+
+static void
+s_sweep_dry_run (request_t *request)
+{
+    registry_t *self = request->registry;
+    int64_t cutoff_ms = zclock_time () - self->stale_after_ms;
+
+    //  A dry run must not list clients whose touches are only in memory
+    if (sweep_flush_activity (self, cutoff_ms) != 0) {
+        s_set_store_error (request, "sweep dry run", "*");
+        return;
+    }
+
+    request->clients = calloc (MSG_PAGE_MAX, sizeof (store_client_t));
+    request->ids = calloc (MSG_PAGE_MAX, sizeof (msg_str_t));
+    if (!request->clients || !request->ids) {
+        s_set_error (request, MSG_ERR_INTERNAL, "sweep: out of memory");
+        return;
+    }
+
+    uint64_t stale = 0;
+    if (store_stale (self->store, cutoff_ms, MSG_PAGE_MAX,
+                     s_collect_stale_id, request, &stale) != 0) {
+        s_set_store_error (request, "sweep dry run", "*");
+        return;
+    }
+
+    msg_result_t *result = s_result (request);
+    result->dry_run = true;
+    result->stale = stale;
+    result->ids = request->ids;
+    result->ids_count = request->ids_count;
+}
+
+static void
+s_sweep (request_t *request)
+{
+    registry_t *self = request->registry;
+    if (request->request->u.sweep.dry_run) {
+        s_sweep_dry_run (request);
+        return;
+    }
+
+    uint64_t started = sweep_start (self);
+    msg_result_t *result = s_result (request);
+    result->sweep = started ? started : self->sweep.id;
+}
+
+static int
+s_collect_event (const store_event_t *event, void *arg)
+{
+    request_t *request = arg;
+    request->events[request->events_count++] = *event;
+    return 0;
+}
+
+static void
+s_events (request_t *request)
+{
+    registry_t *self = request->registry;
+    msg_events_t *body = &request->request->u.events;
+    char node[MSG_NODE_MAX + 1];
+    msg_str_copy (body->node, node, sizeof (node));
+
+    request->events = calloc (body->limit, sizeof (store_event_t));
+    if (!request->events) {
+        s_set_error (request, MSG_ERR_INTERNAL, "events: out of memory");
+        return;
+    }
+
+    uint64_t first_seq = 0, last_seq = 0;
+    if (store_event_range (self->store, &first_seq, &last_seq) != 0
+        || store_events_since (self->store, body->since,
+                               body->node.len ? node : NULL, body->limit,
+                               s_collect_event, request) != 0) {
+        s_set_store_error (request, "events", "*");
+        return;
+    }
+
+    msg_result_t *result = s_result (request);
+    result->first_seq = first_seq;
+    result->last_seq = last_seq;
+    result->events = calloc (request->events_count + 1, sizeof (msg_event_t));
+    if (!result->events) {
+        s_set_error (request, MSG_ERR_INTERNAL, "events: out of memory");
+        return;
+    }
+    for (uint32_t index = 0; index < request->events_count; index++)
+        removal_event_to_msg (&request->events[index],
+                              &result->events[index]);
+    result->events_count = request->events_count;
+}
+
+static void
+s_dispatch (request_t *request)
+{
+    switch (request->request->type) {
+    case MSG_REGISTER:
+        s_register (request);
+        break;
+    case MSG_TOUCH:
+        s_touch (request);
+        break;
+    case MSG_DEREGISTER:
+        s_remove (request, MSG_REASON_DEREGISTERED);
+        break;
+    case MSG_EVICT:
+        s_remove (request, MSG_REASON_OPERATOR);
+        break;
+    case MSG_GET:
+        s_get (request);
+        break;
+    case MSG_LIST:
+        s_list (request);
+        break;
+    case MSG_STATS:
+        s_stats (request);
+        break;
+    case MSG_SWEEP:
+        s_sweep (request);
+        break;
+    case MSG_EVENTS:
+        s_events (request);
+        break;
+    default:
+        s_set_error (request, MSG_ERR_BAD_REQUEST,
+                     "message type \"%s\" is not a command; send one of "
+                     "register, touch, deregister, evict, get, list, stats, "
+                     "sweep, events",
+                     msg_type_name (request->request->type));
+        break;
+    }
+}
+
+static void
+s_request_release (request_t *request)
+{
+    if (request->reply.type == MSG_RESULT) {
+        free (request->reply.u.result.clients);
+        free (request->reply.u.result.events);
+    }
+    free (request->clients);
+    free (request->events);
+    free (request->ids);
+}
+
+/*  Sends body back along envelope (which the call consumes) without
+    blocking.  */
+static void
+s_send_reply (registry_t *self, zmsg_t *envelope, const msg_t *reply)
+{
+    void *body = NULL;
+    size_t size = 0;
+    msg_failure_t failure;
+    if (msg_encode (reply, &body, &size, &failure) != 0) {
+        //  A reply we cannot encode is a bug; the client still gets one
+        log_error ("reply encoding failed", "type=%s error=%s",
+                   msg_type_name (reply->type), log_quote (failure.message));
+        msg_t internal = { .type = MSG_ERROR, .req = reply->req };
+        internal.u.error.code = MSG_ERR_INTERNAL;
+        internal.u.error.message = msg_str ("reply encoding failed");
+        if (msg_encode (&internal, &body, &size, &failure) != 0) {
+            zmsg_destroy (&envelope);
+            return;
+        }
+    }
+
+    zmsg_addmem (envelope, body, size);
+    free (body);
+
+    //  ZMQ_ROUTER_MANDATORY makes a send to a peer that left fail with
+    //  EHOSTUNREACH instead of vanishing; ZMQ_DONTWAIT keeps a peer
+    //  that stopped reading from stalling the loop
+    void *handle = zsock_resolve (self->commands);
+    size_t frames = zmsg_size (envelope);
+    bool sent = true;
+    for (size_t index = 0; index < frames && sent; index++) {
+        zframe_t *frame = zmsg_pop (envelope);
+        int flags = ZMQ_DONTWAIT | (index + 1 < frames ? ZMQ_SNDMORE : 0);
+        sent = zmq_send (handle, zframe_data (frame), zframe_size (frame),
+                         flags) >= 0;
+        zframe_destroy (&frame);
+    }
+    if (!sent) {
+        self->stats.replies_dropped++;
+        log_warn ("reply dropped", "type=%s req=%" PRIu64 " error=%s",
+                  msg_type_name (reply->type), reply->req,
+                  log_quote (zmq_strerror (zmq_errno ())));
+    }
+    zmsg_destroy (&envelope);
+}
+
+int
+commands_handle (zloop_t *loop, zsock_t *socket, void *arg)
+{
+    registry_t *self = arg;
+    zmsg_t *in = zmsg_recv (socket);
+    if (!in)
+        return 0;
+    self->stats.requests++;
+
+    //  Split [envelope ...][empty][body]: the body is the last frame and
+    //  the envelope is everything before it, empty delimiter included
+    zframe_t *body = zmsg_last (in);
+    zmsg_remove (in, body);
+    zframe_t *delimiter = zmsg_last (in);
+
+    msg_t request = { 0 };
+    request_t serving = { .registry = self, .request = &request };
+    msg_failure_t failure = { 0 };
+    if (zmsg_size (in) < 2 || zframe_size (delimiter) != 0) {
+        self->stats.bad_requests++;
+        s_set_error (&serving, MSG_ERR_BAD_REQUEST,
+                     "expected frames [empty][body], got %zu frames",
+                     zmsg_size (in));
+        //  Without the empty delimiter a REQ peer could not read the
+        //  reply, and a DEALER peer expects one first anyway
+        if (zmsg_size (in) >= 1 && zframe_size (delimiter) != 0)
+            zmsg_addmem (in, "", 0);
+    }
+    else if (msg_decode (zframe_data (body), zframe_size (body), &request,
+                         &failure) != 0) {
+        self->stats.bad_requests++;
+        s_set_error (&serving, failure.code, "%s", failure.message);
+        log_warn ("bad request", "req=%" PRIu64 " code=%s error=%s",
+                  request.req, msg_error_code_name (failure.code),
+                  log_quote (failure.message));
+    }
+    else if (!msg_type_is_command (request.type)) {
+        self->stats.bad_requests++;
+        s_dispatch (&serving);
+    }
+    else
+        s_dispatch (&serving);
+
+    serving.reply.req = request.req;
+    if (zmsg_size (in) >= 1)
+        s_send_reply (self, in, &serving.reply);
+    else
+        zmsg_destroy (&in);
+
+    s_request_release (&serving);
+    msg_release (&request);
+    zframe_destroy (&body);
+    return 0;
+}

@@ -1,0 +1,246 @@
+/*  lapse-registry: owns the store, serves commands, sweeps on ticks and
+    publishes removal events.
+
+    Start-up reads as its steps: settings, store, in-memory activity,
+    sockets, effective configuration, timers, loop, shutdown.
+*/
+#include <errno.h>
+#include <string.h>
+
+#include "log.h"
+#include "registry.h"
+#include "signals.h"
+
+#define FLUSH_BUFFER_CLIENTS 10000
+#define SIGNAL_CHECK_MS 200
+#define EVENTS_SNDHWM 100000
+
+static const setting_def_t s_settings[] = {
+    { "commands", SETTING_ENDPOINT, "tcp://127.0.0.1:7710", 0, 0, false,
+      "endpoint the command socket (ROUTER) binds" },
+    { "events", SETTING_ENDPOINT, "tcp://127.0.0.1:7711", 0, 0, false,
+      "endpoint the event socket (PUB) binds" },
+    { "ticks", SETTING_ENDPOINT, "tcp://127.0.0.1:7712", 0, 0, false,
+      "endpoint the tick socket (SUB) binds; schedulers connect to it" },
+    { "store", SETTING_STRING, "lapse.db", 1, 0, false,
+      "path of the SQLite store" },
+    { "stale-after", SETTING_DURATION, "30m", 1000, 365LL * 86400000, true,
+      "evict clients with no activity for this long" },
+    { "tick-min-gap", SETTING_DURATION, "1s", 0, 86400000, false,
+      "ignore ticks closer than this (or half the tick's interval, if "
+      "more) to the last sweep" },
+    { "sweep-batch", SETTING_UINT, "1000", 1, 100000, false,
+      "clients removed per sweep transaction" },
+    { "flush-interval", SETTING_DURATION, "1s", 10, 60000, false,
+      "how often touched activity is written to the store" },
+    { "activity-granularity", SETTING_DURATION, "1s", 0, 3600000, false,
+      "a client's stored activity is rewritten only when it moved this "
+      "much, unless a sweep needs it" },
+    { "event-retention", SETTING_DURATION, "7d", 60000, 3650LL * 86400000,
+      false, "keep removal events this long for replay" },
+    { "busy-timeout", SETTING_DURATION, "200ms", 0, 60000, false,
+      "how long a store write waits for a lock held by another "
+      "connection" },
+    { "log-level", SETTING_STRING, "info", 1, 8, false,
+      "lowest level logged: debug, info, warn or error" },
+    SETTING_END
+};
+
+static void
+s_read_settings (registry_t *self)
+{
+    settings_t *settings = self->settings;
+    self->stale_after_ms = settings_duration (settings, "stale-after");
+    self->tick_min_gap_ms = settings_duration (settings, "tick-min-gap");
+    self->flush_interval_ms = settings_duration (settings, "flush-interval");
+    self->granularity_ms = settings_duration (settings,
+                                              "activity-granularity");
+    self->event_retention_ms = settings_duration (settings,
+                                                  "event-retention");
+    self->sweep_batch = (uint32_t) settings_uint (settings, "sweep-batch");
+}
+
+static int
+s_load_client (const store_client_t *client, void *arg)
+{
+    registry_t *self = arg;
+    return activity_add (self->activity, client->id,
+                         client->last_activity_ms);
+}
+
+static zsock_t *
+s_bind (int type, const char *endpoint, const char *name)
+{
+    zsock_t *socket = zsock_new (type);
+    if (!socket)
+        log_fatal ("socket creation failed", "socket=%s", name);
+
+    //  A peer must not be able to make the registry allocate without
+    //  bound; the decoder rejects bodies over MSG_SIZE_MAX anyway
+    zsock_set_maxmsgsize (socket, MSG_SIZE_MAX + 4096);
+    zsock_set_linger (socket, 100);
+    if (zsock_bind (socket, "%s", endpoint) < 0)
+        log_fatal ("bind failed",
+                   "socket=%s endpoint=%s error=%s hint=%s", name,
+                   log_quote (endpoint), log_quote (zmq_strerror (errno)),
+                   log_quote ("is another registry running, or is the "
+                              "address wrong?"));
+    return socket;
+}
+
+static void
+s_open_sockets (registry_t *self)
+{
+    settings_t *settings = self->settings;
+
+    self->commands = s_bind (ZMQ_ROUTER,
+                             settings_string (settings, "commands"),
+                             "commands");
+    zsock_set_router_mandatory (self->commands, 1);
+
+    self->events = s_bind (ZMQ_PUB, settings_string (settings, "events"),
+                           "events");
+    zsock_set_sndhwm (self->events, EVENTS_SNDHWM);
+
+    self->ticks = s_bind (ZMQ_SUB, settings_string (settings, "ticks"),
+                          "ticks");
+    zsock_set_subscribe (self->ticks, MSG_TOPIC_TICK);
+}
+
+static int
+s_handle_signal_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    registry_t *self = arg;
+    if (!signals_take_reload ())
+        return 0;
+
+    char error[512];
+    int64_t old_ms = self->stale_after_ms;
+    int rc = settings_reload (self->settings, error, sizeof (error));
+    if (rc < 0) {
+        log_error ("configuration reload failed", "error=%s action=%s",
+                   log_quote (error), log_quote ("kept the old values"));
+        return 0;
+    }
+
+    s_read_settings (self);
+    log_info ("configuration reloaded",
+              "stale_after_ms=%" PRId64 " previous_stale_after_ms=%" PRId64,
+              self->stale_after_ms, old_ms);
+    return 0;
+}
+
+static void
+s_start (registry_t *self, int argc, char **argv)
+{
+    char error[1024];
+    self->settings = settings_load ("lapse-registry", "registry", s_settings,
+                                    argc, argv, error, sizeof (error));
+    if (!self->settings) {
+        fprintf (stderr, "lapse-registry: %s\n", error);
+        exit (2);
+    }
+    if (settings_help_requested (self->settings)) {
+        settings_print_help (s_settings, "usage: lapse-registry [options]");
+        exit (0);
+    }
+
+    log_level_t level;
+    const char *level_name = settings_string (self->settings, "log-level");
+    if (log_level_parse (level_name, &level) != 0) {
+        fprintf (stderr,
+                 "lapse-registry: invalid value \"%s\" for log-level: "
+                 "expected debug, info, warn or error\n",
+                 level_name);
+        exit (2);
+    }
+    log_set_level (level);
+    s_read_settings (self);
+
+    const char *path = settings_string (self->settings, "store");
+    int busy_ms = (int) settings_duration (self->settings, "busy-timeout");
+    self->store = store_open (path, busy_ms, error, sizeof (error));
+    if (!self->store)
+        log_fatal ("store open failed", "store=%s error=%s",
+                   log_quote (path), log_quote (error));
+
+    self->activity = activity_new ();
+    int64_t load_started = zclock_mono ();
+    if (!self->activity
+        || store_each_client (self->store, s_load_client, self) != 0)
+        log_fatal ("loading clients failed", "store=%s error=%s",
+                   log_quote (path), log_quote (store_error (self->store)));
+    log_info ("clients loaded", "clients=%zu duration_ms=%" PRId64,
+              activity_count (self->activity),
+              zclock_mono () - load_started);
+
+    self->flush_capacity = FLUSH_BUFFER_CLIENTS;
+    self->flush_buffer = calloc (self->flush_capacity,
+                                 sizeof (store_activity_t));
+    self->sweep.events = calloc (self->sweep_batch, sizeof (store_event_t));
+    self->sweep.timer_id = -1;
+    if (!self->flush_buffer || !self->sweep.events)
+        log_fatal ("out of memory", "sweep_batch=%u", self->sweep_batch);
+
+    s_open_sockets (self);
+    self->serving_since_mono = zclock_mono ();
+    settings_log (self->settings);
+}
+
+static void
+s_run (registry_t *self)
+{
+    self->loop = zloop_new ();
+    if (!self->loop)
+        log_fatal ("event loop creation failed", NULL);
+
+    zloop_reader (self->loop, self->commands, commands_handle, self);
+    zloop_reader (self->loop, self->ticks, sweep_handle_tick, self);
+    zloop_timer (self->loop, (size_t) self->flush_interval_ms, 0,
+                 sweep_handle_flush_timer, self);
+    zloop_timer (self->loop, SIGNAL_CHECK_MS, 0, s_handle_signal_timer,
+                 self);
+
+    log_info ("registry started", "pid=%d clients=%zu", getpid (),
+              activity_count (self->activity));
+    zloop_start (self->loop);
+}
+
+/*  Stops between transactions: a sweep batch is one transaction, so
+    stopping here never leaves one half applied.  The pending activity
+    is written so that a clean stop loses no touch.  */
+static void
+s_stop (registry_t *self)
+{
+    sweep_destroy (self);
+    int rc = sweep_flush_activity (self, INT64_MAX);
+
+    log_info ("registry stopped",
+              "clients=%zu requests=%" PRIu64 " evicted=%" PRIu64
+              " final_flush=%s",
+              activity_count (self->activity), self->stats.requests,
+              self->stats.evicted, rc == 0 ? "ok" : "failed");
+
+    zloop_destroy (&self->loop);
+    zsock_destroy (&self->commands);
+    zsock_destroy (&self->events);
+    zsock_destroy (&self->ticks);
+    activity_destroy (&self->activity);
+    store_destroy (&self->store);
+    settings_destroy (&self->settings);
+    free (self->flush_buffer);
+}
+
+int
+main (int argc, char **argv)
+{
+    zsys_init ();
+    log_init ("registry");
+    signals_init ();
+
+    registry_t registry = { 0 };
+    s_start (&registry, argc, argv);
+    s_run (&registry);
+    s_stop (&registry);
+    return 0;
+}

@@ -1,0 +1,1081 @@
+/*  test_store.c: unit tests of the registry's SQLite store.
+
+    Each test opens a store in a fresh temporary folder.  Tests that need
+    another SQLite connection (to hold the write lock, or to edit the file
+    behind the store's back) open one on the same file directly.
+*/
+
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store.h"
+
+#define BUSY_TIMEOUT_MS 100
+#define COLLECT_MAX 16
+
+typedef struct {
+    char dir[64];
+    char path[128];
+    store_t *store;
+} fixture_t;
+
+typedef struct {
+    char ids[COLLECT_MAX][MSG_ID_MAX + 1];
+    int count;
+    int stop_after;             /* return 7 after this many; 0 never */
+} ids_t;
+
+typedef struct {
+    store_event_t events[COLLECT_MAX];
+    int count;
+} events_t;
+
+static store_t *
+s_open (const char *path)
+{
+    char error[512];
+    store_t *store = store_open (path, BUSY_TIMEOUT_MS, error, sizeof error);
+    if (!store)
+        print_error ("store_open: %s\n", error);
+    return store;
+}
+
+static void
+s_remove_dir (const char *dir)
+{
+    DIR *handle = opendir (dir);
+    if (!handle)
+        return;
+    struct dirent *entry;
+    char path[512];
+    while ((entry = readdir (handle))) {
+        if (strcmp (entry->d_name, ".") == 0
+            || strcmp (entry->d_name, "..") == 0)
+            continue;
+        snprintf (path, sizeof path, "%s/%s", dir, entry->d_name);
+        unlink (path);
+    }
+    closedir (handle);
+    rmdir (dir);
+}
+
+static int
+setup (void **state)
+{
+    fixture_t *fixture = calloc (1, sizeof *fixture);
+    if (!fixture)
+        return -1;
+    snprintf (fixture->dir, sizeof fixture->dir, "/tmp/lapse-store-XXXXXX");
+    if (!mkdtemp (fixture->dir)) {
+        free (fixture);
+        return -1;
+    }
+    snprintf (fixture->path, sizeof fixture->path, "%s/lapse.db",
+              fixture->dir);
+    fixture->store = s_open (fixture->path);
+    *state = fixture;
+    return fixture->store ? 0 : -1;
+}
+
+static int
+teardown (void **state)
+{
+    fixture_t *fixture = *state;
+    store_destroy (&fixture->store);
+    s_remove_dir (fixture->dir);
+    free (fixture);
+    return 0;
+}
+
+static void
+s_reopen (fixture_t *fixture)
+{
+    store_destroy (&fixture->store);
+    assert_null (fixture->store);
+    fixture->store = s_open (fixture->path);
+    assert_non_null (fixture->store);
+}
+
+static void
+s_register (store_t *store, const char *id, const char *node, int64_t now_ms)
+{
+    bool created;
+    int rc = store_register (store, id, node, NULL, 0, now_ms, &created);
+    if (rc != 0)
+        print_error ("store_register %s: %s\n", id, store_error (store));
+    assert_int_equal (rc, 0);
+    assert_true (created);
+}
+
+static void
+s_evict (store_t *store, int64_t cutoff_ms, uint32_t max, int64_t now_ms,
+         store_event_t *events, uint32_t expected)
+{
+    uint32_t count = 99;
+    int rc = store_evict_batch (store, cutoff_ms, max, 1, now_ms, events,
+                                &count);
+    if (rc != 0)
+        print_error ("store_evict_batch: %s\n", store_error (store));
+    assert_int_equal (rc, 0);
+    assert_int_equal (count, expected);
+}
+
+static int64_t
+s_activity (store_t *store, const char *id)
+{
+    store_client_t client;
+    assert_int_equal (store_get (store, id, &client), 0);
+    return client.last_activity_ms;
+}
+
+static int
+s_collect_id (const store_client_t *client, void *arg)
+{
+    ids_t *ids = arg;
+    assert_true (ids->count < COLLECT_MAX);
+    snprintf (ids->ids[ids->count], sizeof ids->ids[0], "%s", client->id);
+    ids->count++;
+    return ids->count == ids->stop_after ? 7 : 0;
+}
+
+static int
+s_collect_event (const store_event_t *event, void *arg)
+{
+    events_t *events = arg;
+    assert_true (events->count < COLLECT_MAX);
+    events->events[events->count++] = *event;
+    return 0;
+}
+
+static void
+s_list (store_t *store, const char *after, const char *node, uint32_t limit,
+        ids_t *ids)
+{
+    memset (ids, 0, sizeof *ids);
+    assert_int_equal (store_list (store, after, node, limit, s_collect_id,
+                                  ids), 0);
+}
+
+static void
+s_events_since (store_t *store, uint64_t since, const char *node,
+                events_t *events)
+{
+    memset (events, 0, sizeof *events);
+    assert_int_equal (store_events_since (store, since, node, COLLECT_MAX,
+                                          s_collect_event, events), 0);
+}
+
+static void
+s_range (store_t *store, uint64_t first_expected, uint64_t last_expected)
+{
+    uint64_t first = 99, last = 99;
+    assert_int_equal (store_event_range (store, &first, &last), 0);
+    assert_int_equal (first, first_expected);
+    assert_int_equal (last, last_expected);
+}
+
+static uint64_t
+s_client_count (store_t *store)
+{
+    uint64_t count = 99;
+    assert_int_equal (store_client_count (store, &count), 0);
+    return count;
+}
+
+/*  Opens a second connection to path and runs sql on it.  */
+static sqlite3 *
+s_other_connection (const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal (sqlite3_open (path, &db), SQLITE_OK);
+    assert_int_equal (sqlite3_exec (db, sql, NULL, NULL, NULL), SQLITE_OK);
+    return db;
+}
+
+static void
+s_exec (sqlite3 *db, const char *sql)
+{
+    assert_int_equal (sqlite3_exec (db, sql, NULL, NULL, NULL), SQLITE_OK);
+}
+
+/*  Adds a trigger that makes a statement fail halfway through a write,
+    as a full disk or an I/O error would.  */
+static void
+s_inject_failure (const char *path, const char *trigger)
+{
+    sqlite3 *db = s_other_connection (path, trigger);
+    sqlite3_close (db);
+}
+
+static void
+s_remove_failure (const char *path)
+{
+    sqlite3 *db = s_other_connection (path, "DROP TRIGGER fail");
+    sqlite3_close (db);
+}
+
+/*  Checks that the store left no write transaction open: another
+    connection can take the write lock at once.  */
+static void
+s_assert_no_transaction (const char *path)
+{
+    sqlite3 *db = s_other_connection (path, "PRAGMA busy_timeout = 0");
+    s_exec (db, "BEGIN IMMEDIATE");
+    s_exec (db, "ROLLBACK");
+    sqlite3_close (db);
+}
+
+/*  Tries to open path from a child process, which POSIX record locks
+    treat as another owner.  Returns the child's error message in error
+    and true when its open failed.  */
+static bool
+s_open_fails_in_child (const char *path, char *error, size_t size)
+{
+    int pipe_fds[2];
+    assert_int_equal (pipe (pipe_fds), 0);
+    pid_t child = fork ();
+    assert_true (child >= 0);
+    if (child == 0) {
+        close (pipe_fds[0]);
+        char message[512] = "";
+        store_t *store = store_open (path, BUSY_TIMEOUT_MS, message,
+                                     sizeof message);
+        ssize_t written = write (pipe_fds[1], message, strlen (message));
+        _exit (store == NULL && written >= 0 ? 0 : 1);
+    }
+    close (pipe_fds[1]);
+    ssize_t length = read (pipe_fds[0], error, size - 1);
+    close (pipe_fds[0]);
+    error[length > 0 ? length : 0] = '\0';
+
+    int status;
+    assert_int_equal (waitpid (child, &status, 0), child);
+    assert_true (WIFEXITED (status));
+    return WEXITSTATUS (status) == 0;
+}
+
+/*  ------------------------------------------------------------------
+    Opening.  */
+
+static void
+store_open_creates_empty_store (void **state)
+{
+    fixture_t *fixture = *state;
+    assert_int_equal (s_client_count (fixture->store), 0);
+    s_range (fixture->store, 0, 0);
+    assert_int_equal (access (fixture->path, F_OK), 0);
+}
+
+static void
+store_open_writes_pid_to_lock_file (void **state)
+{
+    fixture_t *fixture = *state;
+    char lock_path[160], text[32] = "", expected[32];
+    snprintf (lock_path, sizeof lock_path, "%s.lock", fixture->path);
+    FILE *file = fopen (lock_path, "r");
+    assert_non_null (file);
+    assert_non_null (fgets (text, sizeof text, file));
+    fclose (file);
+    snprintf (expected, sizeof expected, "%ld\n", (long) getpid ());
+    assert_string_equal (text, expected);
+}
+
+static void
+store_reopen_keeps_clients (void **state)
+{
+    fixture_t *fixture = *state;
+    bool created;
+    assert_int_equal (store_register (fixture->store, "a", "n1", "xy", 2,
+                                      1000, &created), 0);
+    s_reopen (fixture);
+
+    store_client_t client;
+    assert_int_equal (store_get (fixture->store, "a", &client), 0);
+    assert_string_equal (client.id, "a");
+    assert_string_equal (client.node, "n1");
+    assert_int_equal (client.registered_ms, 1000);
+    assert_int_equal (client.last_activity_ms, 1000);
+    assert_int_equal (client.meta_len, 2);
+    assert_memory_equal (client.meta, "xy", 2);
+}
+
+static void
+store_open_rejects_second_open_in_process (void **state)
+{
+    fixture_t *fixture = *state;
+    char error[512], pid[64];
+    store_t *second = store_open (fixture->path, BUSY_TIMEOUT_MS, error,
+                                  sizeof error);
+    assert_null (second);
+    snprintf (pid, sizeof pid, "in use by process %ld", (long) getpid ());
+    assert_non_null (strstr (error, pid));
+    assert_non_null (strstr (error, "lapse.db.lock"));
+}
+
+static void
+store_open_rejects_other_process (void **state)
+{
+    fixture_t *fixture = *state;
+    char error[512], pid[64];
+    assert_true (s_open_fails_in_child (fixture->path, error, sizeof error));
+    snprintf (pid, sizeof pid, "in use by process %ld", (long) getpid ());
+    assert_non_null (strstr (error, pid));
+}
+
+/*  Closing any descriptor of a file drops the process's POSIX locks on
+    it, so a rejected second open must not have closed one.  */
+static void
+store_rejected_second_open_keeps_lock (void **state)
+{
+    fixture_t *fixture = *state;
+    char error[512];
+    assert_null (store_open (fixture->path, BUSY_TIMEOUT_MS, error,
+                             sizeof error));
+    assert_true (s_open_fails_in_child (fixture->path, error, sizeof error));
+}
+
+static void
+store_destroy_releases_lock (void **state)
+{
+    fixture_t *fixture = *state;
+    store_destroy (&fixture->store);
+    fixture->store = s_open (fixture->path);
+    assert_non_null (fixture->store);
+}
+
+static void
+store_open_rejects_newer_schema (void **state)
+{
+    fixture_t *fixture = *state;
+    store_destroy (&fixture->store);
+    sqlite3 *db = s_other_connection (fixture->path,
+                                      "UPDATE meta SET value = 2"
+                                      " WHERE key = 'schema_version'");
+    sqlite3_close (db);
+
+    char error[512];
+    assert_null (store_open (fixture->path, BUSY_TIMEOUT_MS, error,
+                             sizeof error));
+    assert_non_null (strstr (error, "schema version 2"));
+    assert_non_null (strstr (error, "version 1, the newest"));
+}
+
+static void
+store_open_rejects_foreign_database (void **state)
+{
+    fixture_t *fixture = *state;
+    char path[160], error[512];
+    snprintf (path, sizeof path, "%s/other.db", fixture->dir);
+    sqlite3 *db = s_other_connection (path, "CREATE TABLE t (x)");
+    sqlite3_close (db);
+
+    assert_null (store_open (path, BUSY_TIMEOUT_MS, error, sizeof error));
+    assert_non_null (strstr (error, "not a Lapse store"));
+}
+
+static void
+store_open_rejects_non_database_file (void **state)
+{
+    fixture_t *fixture = *state;
+    char path[160], error[512];
+    snprintf (path, sizeof path, "%s/text.db", fixture->dir);
+    FILE *file = fopen (path, "w");
+    assert_non_null (file);
+    fputs ("this is not an SQLite database, only some text in a file\n",
+           file);
+    fclose (file);
+
+    assert_null (store_open (path, BUSY_TIMEOUT_MS, error, sizeof error));
+    assert_non_null (strstr (error, "not a database"));
+}
+
+/*  ------------------------------------------------------------------
+    Clients.  */
+
+static void
+store_register_creates_client (void **state)
+{
+    fixture_t *fixture = *state;
+    bool created = false;
+    assert_int_equal (store_register (fixture->store, "a", "n1", NULL, 0,
+                                      1000, &created), 0);
+    assert_true (created);
+
+    store_client_t client;
+    assert_int_equal (store_get (fixture->store, "a", &client), 0);
+    assert_string_equal (client.node, "n1");
+    assert_int_equal (client.registered_ms, 1000);
+    assert_int_equal (client.last_activity_ms, 1000);
+    assert_int_equal (client.meta_len, 0);
+}
+
+static void
+store_register_updates_existing_client (void **state)
+{
+    fixture_t *fixture = *state;
+    bool created = true;
+    s_register (fixture->store, "a", "n1", 1000);
+    assert_int_equal (store_register (fixture->store, "a", "n2", "meta", 4,
+                                      2000, &created), 0);
+    assert_false (created);
+
+    store_client_t client;
+    assert_int_equal (store_get (fixture->store, "a", &client), 0);
+    assert_string_equal (client.node, "n2");
+    assert_int_equal (client.registered_ms, 1000);
+    assert_int_equal (client.last_activity_ms, 2000);
+    assert_int_equal (client.meta_len, 4);
+    assert_memory_equal (client.meta, "meta", 4);
+    assert_int_equal (s_client_count (fixture->store), 1);
+}
+
+static void
+store_register_never_lowers_activity (void **state)
+{
+    fixture_t *fixture = *state;
+    bool created;
+    s_register (fixture->store, "a", "n1", 5000);
+    assert_int_equal (store_register (fixture->store, "a", "n1", NULL, 0,
+                                      3000, &created), 0);
+    assert_int_equal (s_activity (fixture->store, "a"), 5000);
+}
+
+static void
+store_register_rejects_long_id (void **state)
+{
+    fixture_t *fixture = *state;
+    char id[MSG_ID_MAX + 2];
+    memset (id, 'x', MSG_ID_MAX + 1);
+    id[MSG_ID_MAX + 1] = '\0';
+    bool created;
+    assert_int_equal (store_register (fixture->store, id, "n1", NULL, 0, 1,
+                                      &created), -1);
+    assert_non_null (strstr (store_error (fixture->store),
+                             "id is 129 bytes, expected 1 to 128"));
+    assert_false (store_busy (fixture->store));
+    assert_int_equal (s_client_count (fixture->store), 0);
+}
+
+static void
+store_get_returns_not_found (void **state)
+{
+    fixture_t *fixture = *state;
+    store_client_t client;
+    assert_int_equal (store_get (fixture->store, "missing", &client),
+                      STORE_NOT_FOUND);
+}
+
+static void
+store_list_pages_in_id_order (void **state)
+{
+    fixture_t *fixture = *state;
+    const char *ids[] = {"c", "a", "e", "b", "d"};
+    for (int i = 0; i < 5; i++)
+        s_register (fixture->store, ids[i], "n1", 1000);
+
+    ids_t page;
+    s_list (fixture->store, NULL, NULL, 2, &page);
+    assert_int_equal (page.count, 2);
+    assert_string_equal (page.ids[0], "a");
+    assert_string_equal (page.ids[1], "b");
+    s_list (fixture->store, "b", NULL, 2, &page);
+    assert_int_equal (page.count, 2);
+    assert_string_equal (page.ids[0], "c");
+    assert_string_equal (page.ids[1], "d");
+    s_list (fixture->store, "d", NULL, 2, &page);
+    assert_int_equal (page.count, 1);
+    assert_string_equal (page.ids[0], "e");
+    s_list (fixture->store, "e", NULL, 2, &page);
+    assert_int_equal (page.count, 0);
+}
+
+static void
+store_list_filters_by_node (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "d", "n1", 1000);
+    s_register (fixture->store, "b", "n2", 1000);
+    s_register (fixture->store, "a", "n1", 1000);
+    s_register (fixture->store, "c", "n1", 1000);
+
+    ids_t page;
+    s_list (fixture->store, "", "n1", 2, &page);
+    assert_int_equal (page.count, 2);
+    assert_string_equal (page.ids[0], "a");
+    assert_string_equal (page.ids[1], "c");
+    s_list (fixture->store, "c", "n1", 2, &page);
+    assert_int_equal (page.count, 1);
+    assert_string_equal (page.ids[0], "d");
+    s_list (fixture->store, NULL, "n3", 2, &page);
+    assert_int_equal (page.count, 0);
+}
+
+static void
+store_list_stops_when_callback_returns_nonzero (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 1000);
+    s_register (fixture->store, "b", "n1", 1000);
+
+    ids_t ids = {.stop_after = 1};
+    assert_int_equal (store_list (fixture->store, NULL, NULL, 10,
+                                  s_collect_id, &ids), 7);
+    assert_int_equal (ids.count, 1);
+    /*  The statement was reset, so the next call starts over.  */
+    s_list (fixture->store, NULL, NULL, 10, &ids);
+    assert_int_equal (ids.count, 2);
+}
+
+static void
+store_each_client_visits_every_client (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 1000);
+    s_register (fixture->store, "b", "n2", 1000);
+    s_register (fixture->store, "c", "n1", 1000);
+
+    ids_t ids = {0};
+    assert_int_equal (store_each_client (fixture->store, s_collect_id, &ids),
+                      0);
+    assert_int_equal (ids.count, 3);
+    assert_int_equal (s_client_count (fixture->store), 3);
+}
+
+static void
+store_write_activity_raises_activity (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 1000);
+    s_register (fixture->store, "b", "n1", 1000);
+    store_activity_t updates[] = {{"a", 2000}, {"b", 3000}};
+    assert_int_equal (store_write_activity (fixture->store, updates, 2), 0);
+    assert_int_equal (s_activity (fixture->store, "a"), 2000);
+    assert_int_equal (s_activity (fixture->store, "b"), 3000);
+}
+
+static void
+store_write_activity_never_lowers_activity (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 5000);
+    store_activity_t updates[] = {{"a", 4000}};
+    assert_int_equal (store_write_activity (fixture->store, updates, 1), 0);
+    assert_int_equal (s_activity (fixture->store, "a"), 5000);
+}
+
+static void
+store_write_activity_rolls_back_on_failure (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 1000);
+    s_register (fixture->store, "b", "n1", 1000);
+    s_inject_failure (fixture->path,
+                      "CREATE TRIGGER fail BEFORE UPDATE ON clients"
+                      " WHEN NEW.id = 'b'"
+                      " BEGIN SELECT RAISE (ABORT, 'injected'); END");
+
+    store_activity_t updates[] = {{"a", 2000}, {"b", 2000}};
+    assert_int_equal (store_write_activity (fixture->store, updates, 2), -1);
+    assert_non_null (strstr (store_error (fixture->store),
+                             "write activity: injected"));
+    assert_int_equal (s_activity (fixture->store, "a"), 1000);
+    s_assert_no_transaction (fixture->path);
+}
+
+static void
+store_write_activity_skips_unknown_id (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 1000);
+    store_activity_t updates[] = {{"gone", 2000}, {"a", 2000}};
+    assert_int_equal (store_write_activity (fixture->store, updates, 2), 0);
+    assert_int_equal (s_activity (fixture->store, "a"), 2000);
+    assert_int_equal (s_client_count (fixture->store), 1);
+}
+
+static void
+store_stale_counts_and_lists_oldest_first (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 300);
+    s_register (fixture->store, "b", "n1", 100);
+    s_register (fixture->store, "c", "n1", 200);
+    s_register (fixture->store, "d", "n1", 900);
+
+    ids_t ids = {0};
+    uint64_t stale = 0;
+    assert_int_equal (store_stale (fixture->store, 500, 2, s_collect_id, &ids,
+                                   &stale), 0);
+    assert_int_equal (stale, 3);
+    assert_int_equal (ids.count, 2);
+    assert_string_equal (ids.ids[0], "b");
+    assert_string_equal (ids.ids[1], "c");
+    assert_int_equal (s_client_count (fixture->store), 4);
+}
+
+/*  ------------------------------------------------------------------
+    Evictions and events.  */
+
+static void
+store_evict_skips_recent_client (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n1", 200);
+    s_register (fixture->store, "c", "n1", 300);
+
+    store_event_t events[10];
+    s_evict (fixture->store, 200, 10, 1000, events, 1);
+    assert_string_equal (events[0].id, "a");
+    store_client_t client;
+    assert_int_equal (store_get (fixture->store, "a", &client),
+                      STORE_NOT_FOUND);
+    assert_int_equal (store_get (fixture->store, "b", &client), 0);
+    assert_int_equal (store_get (fixture->store, "c", &client), 0);
+}
+
+static void
+store_evict_removes_oldest_first_in_batches (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 500);
+    s_register (fixture->store, "b", "n1", 100);
+    s_register (fixture->store, "c", "n1", 400);
+    s_register (fixture->store, "d", "n1", 200);
+    s_register (fixture->store, "e", "n1", 300);
+
+    store_event_t events[2];
+    s_evict (fixture->store, 1000, 2, 2000, events, 2);
+    assert_string_equal (events[0].id, "b");
+    assert_string_equal (events[1].id, "d");
+    s_evict (fixture->store, 1000, 2, 2000, events, 2);
+    assert_string_equal (events[0].id, "e");
+    assert_string_equal (events[1].id, "c");
+    s_evict (fixture->store, 1000, 2, 2000, events, 1);
+    assert_string_equal (events[0].id, "a");
+    s_evict (fixture->store, 1000, 2, 2000, events, 0);
+    assert_int_equal (s_client_count (fixture->store), 0);
+}
+
+static void
+store_evict_writes_gapless_events_with_node_prev (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n2", 200);
+    s_register (fixture->store, "c", "n1", 300);
+    s_register (fixture->store, "d", "n2", 400);
+    s_register (fixture->store, "e", "n1", 500);
+
+    store_event_t events[3];
+    s_evict (fixture->store, 1000, 3, 2000, events, 3);
+    s_evict (fixture->store, 1000, 3, 3000, events, 2);
+
+    /*  seq:  1 a n1, 2 b n2, 3 c n1, 4 d n2, 5 e n1.  */
+    const uint64_t prev[] = {0, 0, 1, 2, 3};
+    events_t all;
+    s_events_since (fixture->store, 0, NULL, &all);
+    assert_int_equal (all.count, 5);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal (all.events[i].seq, i + 1);
+        assert_int_equal (all.events[i].prev, prev[i]);
+        assert_int_equal (all.events[i].reason, MSG_REASON_STALE);
+        assert_int_equal (all.events[i].sweep, 1);
+        assert_int_equal (all.events[i].last_activity_ms, 100 * (i + 1));
+    }
+    assert_int_equal (all.events[2].removed_ms, 2000);
+    assert_int_equal (all.events[3].removed_ms, 3000);
+    assert_int_equal (events[1].seq, 5);
+    assert_int_equal (events[1].prev, 3);
+}
+
+static void
+store_evict_fails_busy_and_leaves_store_unchanged (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n1", 200);
+    sqlite3 *other = s_other_connection (fixture->path, "BEGIN IMMEDIATE");
+
+    store_event_t events[10];
+    uint32_t count = 99;
+    assert_int_equal (store_evict_batch (fixture->store, 1000, 10, 1, 2000,
+                                         events, &count), -1);
+    assert_int_equal (count, 0);
+    assert_true (store_busy (fixture->store));
+    assert_non_null (strstr (store_error (fixture->store),
+                             "evict batch: database is locked"));
+    assert_int_equal (s_client_count (fixture->store), 2);
+    s_range (fixture->store, 0, 0);
+
+    s_exec (other, "ROLLBACK");
+    s_evict (fixture->store, 1000, 10, 2000, events, 2);
+    assert_int_equal (events[0].seq, 1);
+    assert_int_equal (events[1].seq, 2);
+    sqlite3_close (other);
+}
+
+/*  A touch that commits while a sweep waits for the write lock is seen
+    by that sweep, because the staleness test runs inside its write
+    transaction.  */
+static void
+store_evict_keeps_client_touched_before_it (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n1", 200);
+    sqlite3 *other = s_other_connection (fixture->path, "BEGIN IMMEDIATE");
+    s_exec (other, "UPDATE clients SET last_activity_ms = 900"
+                   " WHERE id = 'a'");
+
+    store_event_t events[10];
+    uint32_t count;
+    assert_int_equal (store_evict_batch (fixture->store, 500, 10, 1, 1000,
+                                         events, &count), -1);
+    assert_true (store_busy (fixture->store));
+
+    s_exec (other, "COMMIT");
+    sqlite3_close (other);
+    s_evict (fixture->store, 500, 10, 1000, events, 1);
+    assert_string_equal (events[0].id, "b");
+    assert_int_equal (s_activity (fixture->store, "a"), 900);
+}
+
+static void
+store_evict_rolls_back_on_failure (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n1", 200);
+    s_inject_failure (fixture->path,
+                      "CREATE TRIGGER fail BEFORE INSERT ON events"
+                      " WHEN NEW.seq = 2"
+                      " BEGIN SELECT RAISE (ABORT, 'injected'); END");
+
+    store_event_t events[10];
+    uint32_t count = 99;
+    assert_int_equal (store_evict_batch (fixture->store, 1000, 10, 1, 2000,
+                                         events, &count), -1);
+    assert_int_equal (count, 0);
+    assert_false (store_busy (fixture->store));
+    assert_non_null (strstr (store_error (fixture->store),
+                             "evict batch: injected"));
+    assert_int_equal (s_client_count (fixture->store), 2);
+    s_range (fixture->store, 0, 0);
+    s_assert_no_transaction (fixture->path);
+
+    s_remove_failure (fixture->path);
+    s_evict (fixture->store, 1000, 10, 2000, events, 2);
+    assert_int_equal (events[0].seq, 1);
+    assert_int_equal (events[0].prev, 0);
+    assert_int_equal (events[1].seq, 2);
+    assert_int_equal (events[1].prev, 1);
+}
+
+static void
+store_remove_writes_one_event (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    store_event_t event;
+    assert_int_equal (store_remove (fixture->store, "a",
+                                    MSG_REASON_DEREGISTERED, 500, &event),
+                      0);
+    assert_int_equal (event.seq, 1);
+    assert_int_equal (event.prev, 0);
+    assert_string_equal (event.id, "a");
+    assert_string_equal (event.node, "n1");
+    assert_int_equal (event.reason, MSG_REASON_DEREGISTERED);
+    assert_int_equal (event.last_activity_ms, 100);
+    assert_int_equal (event.removed_ms, 500);
+    assert_int_equal (event.sweep, 0);
+
+    events_t all;
+    s_events_since (fixture->store, 0, NULL, &all);
+    assert_int_equal (all.count, 1);
+    assert_int_equal (all.events[0].reason, MSG_REASON_DEREGISTERED);
+    assert_int_equal (s_client_count (fixture->store), 0);
+}
+
+static void
+store_remove_returns_not_found (void **state)
+{
+    fixture_t *fixture = *state;
+    store_event_t event;
+    assert_int_equal (store_remove (fixture->store, "missing",
+                                    MSG_REASON_OPERATOR, 500, &event),
+                      STORE_NOT_FOUND);
+    s_range (fixture->store, 0, 0);
+}
+
+static void
+store_remove_rolls_back_on_failure (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    s_inject_failure (fixture->path,
+                      "CREATE TRIGGER fail BEFORE INSERT ON node_seq"
+                      " BEGIN SELECT RAISE (ABORT, 'injected'); END");
+
+    store_event_t event;
+    assert_int_equal (store_remove (fixture->store, "a", MSG_REASON_OPERATOR,
+                                    500, &event), -1);
+    assert_non_null (strstr (store_error (fixture->store),
+                             "remove: injected"));
+    assert_int_equal (s_client_count (fixture->store), 1);
+    s_range (fixture->store, 0, 0);
+    s_assert_no_transaction (fixture->path);
+}
+
+static void
+store_remove_rejects_stale_reason (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    store_event_t event;
+    assert_int_equal (store_remove (fixture->store, "a", MSG_REASON_STALE,
+                                    500, &event), -1);
+    assert_non_null (strstr (store_error (fixture->store),
+                             "expected deregistered or operator"));
+    assert_int_equal (s_client_count (fixture->store), 1);
+}
+
+static void
+store_event_range_reports_first_and_last (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n1", 200);
+    s_register (fixture->store, "c", "n1", 300);
+    store_event_t events[3];
+    s_evict (fixture->store, 1000, 3, 2000, events, 3);
+    s_range (fixture->store, 1, 3);
+
+    uint32_t deleted;
+    assert_int_equal (store_prune_events (fixture->store, 5000, 1, &deleted),
+                      0);
+    assert_int_equal (deleted, 1);
+    s_range (fixture->store, 2, 3);
+}
+
+static void
+store_events_since_filters_by_node (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n2", 200);
+    s_register (fixture->store, "c", "n1", 300);
+    s_register (fixture->store, "d", "n1", 400);
+    store_event_t events[4];
+    s_evict (fixture->store, 1000, 4, 2000, events, 4);
+
+    events_t n1;
+    s_events_since (fixture->store, 0, "n1", &n1);
+    assert_int_equal (n1.count, 3);
+    assert_int_equal (n1.events[0].seq, 1);
+    assert_int_equal (n1.events[1].seq, 3);
+    assert_int_equal (n1.events[2].seq, 4);
+    s_events_since (fixture->store, 3, "n1", &n1);
+    assert_int_equal (n1.count, 1);
+    assert_string_equal (n1.events[0].id, "d");
+    s_events_since (fixture->store, 0, "n2", &n1);
+    assert_int_equal (n1.count, 1);
+    assert_string_equal (n1.events[0].id, "b");
+}
+
+static void
+store_events_since_stops_at_limit (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n1", 200);
+    s_register (fixture->store, "c", "n1", 300);
+    store_event_t events[3];
+    s_evict (fixture->store, 1000, 3, 2000, events, 3);
+
+    events_t some = {0};
+    assert_int_equal (store_events_since (fixture->store, 1, NULL, 1,
+                                          s_collect_event, &some), 0);
+    assert_int_equal (some.count, 1);
+    assert_int_equal (some.events[0].seq, 2);
+}
+
+static void
+store_prune_keeps_newest_event (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n1", 200);
+    s_register (fixture->store, "c", "n1", 300);
+    store_event_t events[3];
+    s_evict (fixture->store, 1000, 3, 2000, events, 3);
+
+    uint32_t deleted = 99;
+    assert_int_equal (store_prune_events (fixture->store, 9000, 100,
+                                          &deleted), 0);
+    assert_int_equal (deleted, 2);
+    s_range (fixture->store, 3, 3);
+    assert_int_equal (store_prune_events (fixture->store, 9000, 100,
+                                          &deleted), 0);
+    assert_int_equal (deleted, 0);
+    s_range (fixture->store, 3, 3);
+}
+
+static void
+store_prune_keeps_recent_events (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n1", 200);
+    s_register (fixture->store, "c", "n1", 300);
+    store_event_t events[1];
+    s_evict (fixture->store, 1000, 1, 2000, events, 1);
+    s_evict (fixture->store, 1000, 1, 4000, events, 1);
+    s_evict (fixture->store, 1000, 1, 6000, events, 1);
+
+    uint32_t deleted = 99;
+    assert_int_equal (store_prune_events (fixture->store, 3000, 100,
+                                          &deleted), 0);
+    assert_int_equal (deleted, 1);
+    s_range (fixture->store, 2, 3);
+}
+
+/*  Pruning every event but the newest keeps seq and each node's prev
+    going: the next event continues from the last seq, and a node whose
+    events were all pruned still gets its last seq as prev.  */
+static void
+store_prune_rolls_back_on_failure (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n1", 200);
+    s_register (fixture->store, "c", "n1", 300);
+    store_event_t events[3];
+    s_evict (fixture->store, 1000, 3, 2000, events, 3);
+    s_inject_failure (fixture->path,
+                      "CREATE TRIGGER fail BEFORE DELETE ON events"
+                      " WHEN OLD.seq = 2"
+                      " BEGIN SELECT RAISE (ABORT, 'injected'); END");
+
+    uint32_t deleted = 99;
+    assert_int_equal (store_prune_events (fixture->store, 9000, 100,
+                                          &deleted), -1);
+    assert_int_equal (deleted, 0);
+    assert_non_null (strstr (store_error (fixture->store),
+                             "prune events: injected"));
+    s_range (fixture->store, 1, 3);
+    s_assert_no_transaction (fixture->path);
+}
+
+static void
+store_prune_keeps_seq_and_prev_going (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n2", 200);
+    s_register (fixture->store, "c", "n2", 300);
+    store_event_t events[3];
+    s_evict (fixture->store, 1000, 3, 2000, events, 3);
+    uint32_t deleted;
+    assert_int_equal (store_prune_events (fixture->store, 9000, 100,
+                                          &deleted), 0);
+    assert_int_equal (deleted, 2);
+
+    s_register (fixture->store, "d", "n1", 400);
+    s_evict (fixture->store, 1000, 3, 9000, events, 1);
+    assert_int_equal (events[0].seq, 4);
+    assert_int_equal (events[0].prev, 1);
+    s_range (fixture->store, 3, 4);
+}
+
+static void
+store_last_seq_survives_reopen (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n1", 200);
+    store_event_t events[2];
+    s_evict (fixture->store, 1000, 2, 2000, events, 2);
+    s_reopen (fixture);
+    s_range (fixture->store, 1, 2);
+
+    s_register (fixture->store, "c", "n1", 300);
+    s_evict (fixture->store, 1000, 2, 3000, events, 1);
+    assert_int_equal (events[0].seq, 3);
+    assert_int_equal (events[0].prev, 2);
+}
+
+static void
+store_integrity_check_reports_ok (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    char result[256];
+    assert_int_equal (store_integrity_check (fixture->store, result,
+                                             sizeof result), 0);
+    assert_string_equal (result, "ok");
+}
+
+#define STORE_TEST(name) cmocka_unit_test_setup_teardown (name, setup, teardown)
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        STORE_TEST (store_open_creates_empty_store),
+        STORE_TEST (store_open_writes_pid_to_lock_file),
+        STORE_TEST (store_reopen_keeps_clients),
+        STORE_TEST (store_open_rejects_second_open_in_process),
+        STORE_TEST (store_open_rejects_other_process),
+        STORE_TEST (store_rejected_second_open_keeps_lock),
+        STORE_TEST (store_destroy_releases_lock),
+        STORE_TEST (store_open_rejects_newer_schema),
+        STORE_TEST (store_open_rejects_foreign_database),
+        STORE_TEST (store_open_rejects_non_database_file),
+        STORE_TEST (store_register_creates_client),
+        STORE_TEST (store_register_updates_existing_client),
+        STORE_TEST (store_register_never_lowers_activity),
+        STORE_TEST (store_register_rejects_long_id),
+        STORE_TEST (store_get_returns_not_found),
+        STORE_TEST (store_list_pages_in_id_order),
+        STORE_TEST (store_list_filters_by_node),
+        STORE_TEST (store_list_stops_when_callback_returns_nonzero),
+        STORE_TEST (store_each_client_visits_every_client),
+        STORE_TEST (store_write_activity_raises_activity),
+        STORE_TEST (store_write_activity_never_lowers_activity),
+        STORE_TEST (store_write_activity_rolls_back_on_failure),
+        STORE_TEST (store_write_activity_skips_unknown_id),
+        STORE_TEST (store_stale_counts_and_lists_oldest_first),
+        STORE_TEST (store_evict_skips_recent_client),
+        STORE_TEST (store_evict_removes_oldest_first_in_batches),
+        STORE_TEST (store_evict_writes_gapless_events_with_node_prev),
+        STORE_TEST (store_evict_fails_busy_and_leaves_store_unchanged),
+        STORE_TEST (store_evict_keeps_client_touched_before_it),
+        STORE_TEST (store_evict_rolls_back_on_failure),
+        STORE_TEST (store_remove_writes_one_event),
+        STORE_TEST (store_remove_returns_not_found),
+        STORE_TEST (store_remove_rolls_back_on_failure),
+        STORE_TEST (store_remove_rejects_stale_reason),
+        STORE_TEST (store_event_range_reports_first_and_last),
+        STORE_TEST (store_events_since_filters_by_node),
+        STORE_TEST (store_events_since_stops_at_limit),
+        STORE_TEST (store_prune_keeps_newest_event),
+        STORE_TEST (store_prune_keeps_recent_events),
+        STORE_TEST (store_prune_rolls_back_on_failure),
+        STORE_TEST (store_prune_keeps_seq_and_prev_going),
+        STORE_TEST (store_last_seq_survives_reopen),
+        STORE_TEST (store_integrity_check_reports_ok),
+    };
+    return cmocka_run_group_tests_name ("store", tests, NULL, NULL);
+}
