@@ -233,15 +233,16 @@ s_read_stats (s_decoder_t *decoder, const msgpack_object *object,
 {
     if (object->type != MSGPACK_OBJECT_MAP)
         return s_fail_type (decoder, "a map", object);
-    *count = object->via.map.size;
-    if (msg_check_count (&decoder->check, "a map", *count, 0, MSG_STATS_MAX,
+    uint32_t size = object->via.map.size;
+    if (msg_check_count (&decoder->check, "a map", size, 0, MSG_STATS_MAX,
                          "MSG_STATS_MAX"))
         return -1;
-    if (*count == 0)
+    if (size == 0)
         return 0;
-    *stats = s_alloc (decoder, *count, sizeof (msg_stat_t));
+    *stats = s_alloc (decoder, size, sizeof (msg_stat_t));
     if (!*stats)
         return -1;
+    *count = size;
 
     for (uint32_t index = 0; index < *count; index++) {
         const msgpack_object_kv *entry = &object->via.map.ptr[index];

@@ -20,6 +20,8 @@ typedef struct {
     store_client_t client;
     store_client_t *clients;
     uint32_t clients_count;
+    size_t list_bytes;          /* estimated encoded size of the page */
+    bool list_full;             /* the page reached the size limit */
     store_event_t *events;
     uint32_t events_count;
     msg_str_t *ids;
@@ -192,12 +194,27 @@ s_get (request_t *request)
     s_client_to_msg (self, &request->client, &s_result (request)->client);
 }
 
+/*  Room for one client map's keys and numbers besides its strings.  */
+#define LIST_CLIENT_OVERHEAD 96
+/*  Room for the result's own keys.  */
+#define LIST_RESULT_OVERHEAD 256
+
 static int
 s_collect_client (const store_client_t *client, void *arg)
 {
     request_t *request = arg;
+
+    //  A full page of clients with long ids and metadata would pass
+    //  MSG_SIZE_MAX, so the page also ends where the reply would; the
+    //  one row read past the limit only tells whether a next page exists
+    size_t bytes = strlen (client->id) + strlen (client->node)
+                   + client->meta_len + LIST_CLIENT_OVERHEAD;
+    if (request->list_bytes + bytes > MSG_SIZE_MAX - LIST_RESULT_OVERHEAD)
+        request->list_full = true;
+    if (!request->list_full)
+        request->list_bytes += bytes;
     request->clients[request->clients_count++] = *client;
-    return 0;
+    return request->list_full ? 1 : 0;
 }
 
 static void
@@ -218,15 +235,19 @@ s_list (request_t *request)
         return;
     }
     if (store_list (self->store, after, body->node.len ? node : NULL, limit,
-                    s_collect_client, request) != 0) {
+                    s_collect_client, request) < 0) {
         s_set_store_error (request, "list", after);
         return;
     }
 
+    //  The last row collected is past the page: past the limit, or the
+    //  one that would have made the reply too large
     msg_result_t *result = s_result (request);
-    bool more = request->clients_count > body->limit;
+    uint32_t page = request->list_full ? request->clients_count - 1
+                                       : body->limit;
+    bool more = request->clients_count > page;
     if (more)
-        request->clients_count = body->limit;
+        request->clients_count = page;
     result->clients = calloc (request->clients_count + 1,
                               sizeof (msg_client_t));
     if (!result->clients) {
@@ -237,8 +258,8 @@ s_list (request_t *request)
         s_client_to_msg (self, &request->clients[index],
                          &result->clients[index]);
     result->clients_count = request->clients_count;
-    if (more)
-        result->next = msg_str (request->clients[body->limit - 1].id);
+    if (more && page > 0)
+        result->next = msg_str (request->clients[page - 1].id);
 }
 
 static void

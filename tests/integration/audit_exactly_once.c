@@ -1,6 +1,6 @@
 /*  lapse-audit writes every removal event exactly once, in seq order and
     without gaps, across its own stops (SIGTERM and SIGKILL) and a
-    registry restart; each line is the registry's event as
+    registry restart.  Each line is the registry's event as
     lapse_event_to_json prints it.  */
 
 #include <setjmp.h>
@@ -116,7 +116,7 @@ s_make_removals (world_t *world, int count)
     }
 }
 
-/*  Registers count clients that nobody touches and sweeps them away
+/*  Registers count clients without touching them, and sweeps them away
     once they are stale and the registry is past its grace.  */
 static void
 s_make_stale_removals (world_t *world, int count)
@@ -207,11 +207,11 @@ audit_writes_each_event_once (void **state)
 
     //  Killed while events are flowing: lines not yet synced are lost
     //  with it and must come back from the registry, once each
-    s_make_removals (world, 15);
+    s_make_removals (world, 8);
     assert_int_equal (proc_signal (world->audit, SIGKILL), 0);
     assert_int_equal (proc_wait (world->audit, HARNESS_STOP_MS),
                       128 + SIGKILL);
-    s_make_removals (world, 15);
+    s_make_removals (world, 22);
     s_start_audit (world);
     assert_eventually (s_audit_lines (world) == 50, CATCH_UP_MS);
 

@@ -25,6 +25,7 @@ extern char **environ;
 #define HARNESS_CLIENT_TIMEOUT_MS 2000
 #define HARNESS_REGISTRY_START_MS 10000
 #define HARNESS_TICK_RESEND_MS 200
+#define HARNESS_LAPSECTL_MS 10000
 
 /*  Folders made by this executable, for harness_finish.  */
 static char s_dirs[HARNESS_DIRS_MAX][HARNESS_DIR_MAX];
@@ -100,7 +101,7 @@ harness_new (const char *test_name)
         return NULL;
 
     //  ipc:// paths must fit in sockaddr_un (107 bytes), so the folder
-    //  is always under /tmp whatever TMPDIR says
+    //  is always under /tmp and TMPDIR is ignored
     snprintf (self->name, sizeof (self->name), "%.40s", test_name);
     snprintf (self->dir, sizeof (self->dir), "/tmp/lapse-%s-XXXXXX",
               self->name);
@@ -173,9 +174,9 @@ harness_path (harness_t *self, const char *file, char *buffer, size_t size)
 int
 harness_tcp_endpoint (char *endpoint, size_t size)
 {
-    //  Binding port 0 lets the kernel choose; the port is then released
-    //  for the program under test, so another process could take it in
-    //  between, which ipc:// endpoints avoid
+    //  Binding port 0 lets the kernel choose.  The port is released for
+    //  the program under test, so another process could take it in
+    //  between; ipc:// endpoints have no such race.
     zsock_t *probe = zsock_new (ZMQ_PUB);
     if (!probe)
         return -1;
@@ -346,6 +347,34 @@ harness_start_registry (harness_t *self, const char *name,
 }
 
 int
+harness_lapsectl (harness_t *self, proc_t **proc_p, ...)
+{
+#ifdef LAPSECTL_BIN
+    const char *args[HARNESS_ARGS_MAX] = {
+        "--commands", self->commands, "--events", self->events
+    };
+    size_t fixed = 4;
+    va_list list;
+    va_start (list, proc_p);
+    s_collect_args (list, args + fixed, HARNESS_ARGS_MAX - fixed);
+    va_end (list);
+
+    proc_t *proc = harness_spawn (self, "lapsectl", LAPSECTL_BIN, args, NULL);
+    if (proc_p)
+        *proc_p = proc;
+    if (!proc)
+        return -1;
+    int code = proc_wait (proc, HARNESS_LAPSECTL_MS);
+    if (code < 0)
+        proc_stop (proc, 0);
+    return code;
+#else
+    fprintf (stderr, "harness: lapsectl was not built\n");
+    return -1;
+#endif
+}
+
+int
 proc_signal (proc_t *proc, int sig)
 {
     if (!proc || proc->pid <= 0)
@@ -475,6 +504,12 @@ s_each_line (const char *path, const char *needle,
     }
     free (text);
     return count;
+}
+
+int
+harness_file_count (const char *path, const char *needle)
+{
+    return s_each_line (path, needle, NULL, NULL);
 }
 
 int

@@ -97,12 +97,11 @@ harness_tcp_endpoint (char *endpoint, size_t size);
 int
 harness_write_file (harness_t *self, const char *file, const char *text);
 
-/*  Starts binary with the given arguments (argv[0] is added) and extra
-    environment entries "NAME=VALUE" added to the test's environment,
-    from which every LAPSE_* variable is first removed.  env may be NULL.
-    stdout and stderr go to NAME.out and NAME.err in the folder; name is
-    made unique with a suffix when it was used before.  Returns the
-    process, or NULL when the spawn failed.  */
+/*  Starts binary with the given arguments (argv[0] is added).  Its
+    environment is the test's without any LAPSE_* variable, plus the
+    "NAME=VALUE" entries of env (which may be NULL).  stdout and stderr
+    go to NAME.out and NAME.err in the folder, and a name used before
+    gets a suffix.  Returns the process, or NULL when the spawn failed.  */
 proc_t *
 harness_spawn (harness_t *self, const char *name, const char *binary,
                const char *const *args, const char *const *env);
@@ -114,13 +113,26 @@ harness_spawnl (harness_t *self, const char *name, const char *binary,
     __attribute__ ((sentinel));
 
 /*  Starts lapse-registry on the harness endpoints and store with the
-    given extra arguments (NULL-terminated), and waits until it answers
-    a stats request.  Returns NULL when it exited or did not answer
+    given extra arguments (NULL-terminated), and waits until it replies
+    to a stats request.  Returns NULL when it exited or did not answer
     within 10 s.  */
 proc_t *
 harness_start_registry (harness_t *self, const char *name,
                         const char *const *env, ...)
     __attribute__ ((sentinel));
+
+/*  Runs lapsectl against the harness endpoints with the given arguments
+    (NULL-terminated) and waits up to 10 s for it to exit.  Sets *proc_p
+    (when not NULL) to the finished process, whose out_path contains its
+    stdout.  Returns its exit code, or -1 when it did not exit in time
+    (it is then killed).  */
+int
+harness_lapsectl (harness_t *self, proc_t **proc_p, ...)
+    __attribute__ ((sentinel));
+
+/*  Counts the lines of a file that contain needle.  */
+int
+harness_file_count (const char *path, const char *needle);
 
 /*  Sends sig to the process.  Returns 0, or -1 when it is not running.  */
 int
@@ -211,12 +223,12 @@ harness_stat (lapse_t *client, const char *name);
 int
 harness_tick (harness_t *self, int64_t interval_ms);
 
-/*  Makes the registry run one sweep and waits until it finished: sends a
-    tick every 200 ms (a fresh PUB loses what it sends before the
-    subscription arrives) until the stats count one more sweep, then
-    waits until no sweep runs.  Ticks use interval_ms 100, so the
-    registry needs a --tick-min-gap below the time since its last sweep.
-    Returns 0, or -1 at the deadline.  */
+/*  Makes the registry run one sweep and waits until it finished.  Sends
+    a tick every 200 ms until the stats count one more sweep, because a
+    fresh PUB loses what it sends before the subscription arrives, then
+    waits until no sweep runs.  Ticks carry interval_ms 100, so the
+    registry's --tick-min-gap must be below the time since its last
+    sweep.  Returns 0, or -1 at the deadline.  */
 int
 harness_sweep (harness_t *self, lapse_t *client, int deadline_ms);
 

@@ -1,7 +1,7 @@
-/*  Malformed and hostile input on the command and tick sockets: every
-    command gets an error reply with the right code, every bad tick is
-    counted and dropped without a sweep, an oversized message is dropped
-    by the socket, and a well-behaved client is served throughout.  */
+/*  Malformed and hostile input on the command and tick sockets.  Every
+    bad command gets an error reply with the right code.  Every bad tick
+    is counted and dropped without a sweep.  An oversized message is
+    dropped by the socket.  A well-behaved client is served throughout.  */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -428,8 +428,8 @@ framing_cases_get_error_replies (void **state)
 }
 
 /*  A message past the socket's ZMQ_MAXMSGSIZE is dropped with the
-    connection and gets no reply; the registry serves everyone else and
-    the sender after it reconnects.  */
+    connection and gets no reply.  The registry goes on serving everyone
+    else, and the sender too once it has reconnected.  */
 static void
 oversized_message_dropped (void **state)
 {

@@ -1,6 +1,6 @@
-/*  A sweep removes exactly the clients that went quiet: every stale
-    client goes with one event of reason "stale", every client that kept
-    touching stays, and no sweep evicts anything during the start-up
+/*  A sweep removes exactly the clients that went quiet.  Every stale
+    client goes with one event of reason "stale" and every client that
+    kept touching stays.  No sweep evicts anything during the start-up
     grace, even after a restart that found every stored client old.  */
 
 #include <setjmp.h>
@@ -213,6 +213,55 @@ s_check_published (world_t *world, zsock_t *subscriber)
     assert_int_equal (harness_event_receive (subscriber, &extra, 300), 0);
 }
 
+/*  An operator sees the same through lapsectl: a dry run counts the
+    stale clients before the sweep.  */
+static void
+s_check_dry_run_with_lapsectl (world_t *world)
+{
+    proc_t *ctl = NULL;
+    assert_int_equal (harness_lapsectl (world->harness, &ctl, "--json",
+                                        "sweep", "--dry-run", NULL),
+                      0);
+    char expected[64];
+    snprintf (expected, sizeof (expected), "\"stale\":%d", CLIENTS_PER_KIND);
+    assert_int_equal (harness_file_count (ctl->out_path, expected), 1);
+    assert_int_equal (harness_file_count (ctl->out_path, "\"dry_run\":true"),
+                      1);
+    assert_int_equal (harness_stat (world->operator, "evicted"), 0);
+}
+
+/*  After the sweep lapsectl lists the active clients only, fails to get
+    a stale one, and prints one stale event per stale client.  */
+static void
+s_check_after_sweep_with_lapsectl (world_t *world)
+{
+    proc_t *ctl = NULL;
+    assert_int_equal (harness_lapsectl (world->harness, &ctl, "--json",
+                                        "--all", "list", NULL),
+                      0);
+    assert_int_equal (harness_file_count (ctl->out_path, "\"id\":\"active-"),
+                      CLIENTS_PER_KIND);
+    assert_int_equal (harness_file_count (ctl->out_path, "\"id\":\"stale-"),
+                      0);
+
+    assert_int_equal (harness_lapsectl (world->harness, &ctl, "--json",
+                                        "--all", "events", NULL),
+                      0);
+    assert_int_equal (harness_file_count (ctl->out_path,
+                                          "\"reason\":\"stale\""),
+                      CLIENTS_PER_KIND);
+
+    assert_int_equal (harness_lapsectl (world->harness, &ctl, "get",
+                                        world->active[0], NULL),
+                      0);
+    assert_int_equal (harness_lapsectl (world->harness, &ctl, "get",
+                                        world->stale[0], NULL),
+                      1);
+    assert_int_equal (harness_lapsectl (world->harness, &ctl, "frobnicate",
+                                        NULL),
+                      2);
+}
+
 static void
 sweep_keeps_active_clients (void **state)
 {
@@ -236,6 +285,7 @@ sweep_keeps_active_clients (void **state)
     assert_int_equal (harness_stat (world->operator, "evicted"), 0);
 
     s_touch_until_stale (world, registered_at + STALE_AFTER_MS + 300);
+    s_check_dry_run_with_lapsectl (world);
     assert_int_equal (harness_sweep (world->harness, world->operator,
                                      SWEEP_DEADLINE_MS),
                       0);
@@ -248,11 +298,12 @@ sweep_keeps_active_clients (void **state)
     s_check_after_sweep (world, 1);
     s_check_published (world, subscriber);
     zsock_destroy (&subscriber);
+    s_check_after_sweep_with_lapsectl (world);
 }
 
 /*  After a restart every stored activity is older than stale-after, yet
-    nothing goes during the grace; afterwards only the clients that were
-    not touched since the restart go.  */
+    no client is evicted during the grace.  After it, only the clients
+    not touched since the restart are evicted.  */
 static void
 restart_grace_spares_old_clients (void **state)
 {

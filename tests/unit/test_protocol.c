@@ -785,6 +785,25 @@ decode_accepts_keys_in_any_order (void **state)
 }
 
 static void
+decode_accepts_any_integer_width (void **state)
+{
+    /*  "v" as int 8, "limit" as uint 64 and "since" as int 16: msgpack
+        lets a sender pick any width that fits the value.  */
+    static const unsigned char body[] = {
+        0x84, 0xa1, 'v', 0xd0, 0x01,
+        0xa4, 't', 'y', 'p', 'e', 0xa6, 'e', 'v', 'e', 'n', 't', 's',
+        0xa5, 'l', 'i', 'm', 'i', 't', 0xcf, 0, 0, 0, 0, 0, 0, 0, 0x0a,
+        0xa5, 's', 'i', 'n', 'c', 'e', 0xd1, 0x01, 0x00
+    };
+    msg_t msg;
+    s_decode (body, sizeof (body), &msg);
+    assert_int_equal (msg.type, MSG_EVENTS);
+    assert_int_equal (msg.u.events.limit, 10);
+    assert_int_equal (msg.u.events.since, 256);
+    msg_release (&msg);
+}
+
+static void
 decode_sets_type_and_req_on_failure (void **state)
 {
     s_raw_t raw;
@@ -2248,6 +2267,7 @@ static const struct CMUnitTest s_tests[] = {
     TEST (id_and_node_validity),
     TEST (decode_returns_views_into_buffer),
     TEST (decode_accepts_keys_in_any_order),
+    TEST (decode_accepts_any_integer_width),
     TEST (decode_sets_type_and_req_on_failure),
     TEST (decode_sets_req_when_type_is_unknown),
     TEST (release_accepts_zeroed_message),
