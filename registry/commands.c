@@ -538,6 +538,7 @@ commands_handle (zloop_t *loop, zsock_t *socket, void *arg)
     msg_t request = { 0 };
     request_t serving = { .registry = self, .request = &request };
     msg_failure_t failure = { 0 };
+    char limit_error[MSG_TEXT_MAX];
     if (zmsg_size (in) < 2 || zframe_size (delimiter) != 0) {
         self->stats.bad_requests++;
         s_set_error (&serving, MSG_ERR_BAD_REQUEST,
@@ -559,6 +560,14 @@ commands_handle (zloop_t *loop, zsock_t *socket, void *arg)
     else if (!msg_type_is_command (request.type)) {
         self->stats.bad_requests++;
         s_dispatch (&serving);
+    }
+    else if (limits_check (&self->limits, &request, limit_error,
+                           sizeof (limit_error)) != 0) {
+        self->stats.bad_requests++;
+        s_set_error (&serving, MSG_ERR_LIMIT_EXCEEDED, "%s", limit_error);
+        log_warn ("request over a limit", "req=%" PRIu64 " type=%s error=%s",
+                  request.req, msg_type_name (request.type),
+                  log_quote (limit_error));
     }
     else
         s_dispatch (&serving);

@@ -43,6 +43,7 @@ static const setting_def_t s_settings[] = {
       "connection" },
     { "log-level", SETTING_STRING, "info", 1, 8, false,
       "lowest level logged: debug, info, warn or error" },
+    LIMITS_SETTINGS,
     SETTING_END
 };
 
@@ -58,6 +59,7 @@ s_read_settings (registry_t *self)
     self->event_retention_ms = settings_duration (settings,
                                                   "event-retention");
     self->sweep_batch = (uint32_t) settings_uint (settings, "sweep-batch");
+    limits_read (&self->limits, settings);
 }
 
 static int
@@ -69,7 +71,8 @@ s_load_client (const store_client_t *client, void *arg)
 }
 
 static zsock_t *
-s_bind (int type, const char *endpoint, const char *name)
+s_bind (int type, const char *endpoint, const char *name,
+        uint32_t max_message_size)
 {
     zsock_t *socket = zsock_new (type);
     if (!socket)
@@ -77,7 +80,8 @@ s_bind (int type, const char *endpoint, const char *name)
 
     //  A peer must not be able to make the registry allocate without
     //  bound; the decoder rejects bodies over MSG_SIZE_MAX anyway
-    zsock_set_maxmsgsize (socket, MSG_SIZE_MAX + 4096);
+    //  Two frames of envelope ride along with each body
+    zsock_set_maxmsgsize (socket, (int) max_message_size + 1024);
     zsock_set_linger (socket, 100);
     if (zsock_bind (socket, "%s", endpoint) < 0)
         log_fatal ("bind failed",
@@ -95,15 +99,15 @@ s_open_sockets (registry_t *self)
 
     self->commands = s_bind (ZMQ_ROUTER,
                              settings_string (settings, "commands"),
-                             "commands");
+                             "commands", self->limits.message_size);
     zsock_set_router_mandatory (self->commands, 1);
 
     self->events = s_bind (ZMQ_PUB, settings_string (settings, "events"),
-                           "events");
+                           "events", self->limits.message_size);
     zsock_set_sndhwm (self->events, EVENTS_SNDHWM);
 
     self->ticks = s_bind (ZMQ_SUB, settings_string (settings, "ticks"),
-                          "ticks");
+                          "ticks", self->limits.message_size);
     zsock_set_subscribe (self->ticks, MSG_TOPIC_TICK);
 }
 

@@ -8,6 +8,7 @@
 #include <czmq.h>
 
 #include "activity.h"
+#include "request_limits.h"
 #include "protocol.h"
 #include "settings.h"
 #include "store.h"
@@ -78,6 +79,7 @@ typedef struct {
     int64_t granularity_ms;
     int64_t event_retention_ms;
     uint32_t sweep_batch;
+    limits_t limits;
 
     int64_t serving_since_mono; /* when the command socket opened */
     sweep_t sweep;

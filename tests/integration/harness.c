@@ -51,10 +51,25 @@ s_kill_all (void)
     }
 }
 
+/*  Writes text to stderr with write(2), which a signal handler may call.  */
+static void
+s_write_stderr (const char *text)
+{
+    ssize_t rc = write (STDERR_FILENO, text, strlen (text));
+    (void) rc;
+}
+
+/*  Kills the spawned programs, names the folders kept for inspection and
+    dies of the same signal.  */
 static void
 s_on_signal (int sig)
 {
     s_kill_all ();
+    for (size_t index = 0; index < s_dir_count; index++) {
+        s_write_stderr ("harness: interrupted, kept ");
+        s_write_stderr (s_dirs[index]);
+        s_write_stderr ("\n");
+    }
     signal (sig, SIG_DFL);
     raise (sig);
 }
@@ -66,6 +81,10 @@ s_install_handlers (void)
         return;
     s_handlers_installed = true;
     atexit (s_kill_all);
+
+    //  czmq would otherwise take SIGINT and SIGTERM for itself and only
+    //  set zsys_interrupted, leaving the spawned programs running
+    zsys_handler_set (NULL);
 
     struct sigaction action = { .sa_handler = s_on_signal };
     sigemptyset (&action.sa_mask);

@@ -412,6 +412,17 @@ framing_cases_get_error_replies (void **state)
     msgpack_sbuffer_destroy (&buffer);
     s_check_good_client (world);
 
+    //  A frame between the delimiter and the body is not an envelope
+    msgpack_sbuffer_init (&buffer);
+    s_pack_plain ("stats", &buffer);
+    zmsg_t *extra = zmsg_new ();
+    zmsg_addmem (extra, "", 0);
+    zmsg_addmem (extra, "x", 1);
+    zmsg_addmem (extra, buffer.data, buffer.size);
+    s_expect_error (world, extra, MSG_ERR_BAD_REQUEST, &reply);
+    msgpack_sbuffer_destroy (&buffer);
+    s_check_good_client (world);
+
     //  A body past MSG_SIZE_MAX that the socket still lets through
     size_t size = MSG_SIZE_MAX + 100;
     char *large = calloc (1, size);
@@ -423,7 +434,7 @@ framing_cases_get_error_replies (void **state)
     s_check_good_client (world);
 
     assert_int_equal (harness_stat (world->good, "bad_requests"),
-                      bad_before + 7);
+                      bad_before + 8);
     assert_true (proc_running (world->registry));
 }
 

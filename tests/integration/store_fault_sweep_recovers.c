@@ -138,10 +138,12 @@ static void
 store_fault_sweep_recovers (void **state)
 {
     world_t *world = *state;
+    //  Every write that meets the lock stalls the registry's loop for
+    //  the busy timeout, so a short one keeps requests quick meanwhile
     world->registry = harness_start_registry (
         world->harness, "registry", NULL, "--stale-after", "2s",
         "--tick-min-gap", "0ms", "--busy-timeout", "50ms",
-        "--flush-interval", "300ms", "--activity-granularity", "0ms", NULL);
+        "--flush-interval", "1s", "--activity-granularity", "0ms", NULL);
     assert_non_null (world->registry);
     world->node = harness_client (world->harness, "node-a");
     assert_non_null (world->node);
@@ -184,8 +186,17 @@ store_fault_sweep_recovers (void **state)
     assert_int_equal (harness_stat (node, "evicted"), 0);
     assert_true (proc_running (world->registry));
 
-    s_unlock_store (world);
+    //  Keep the lock past stale-after while the active clients are
+    //  touched, so that their stored activity is stale by the time the
+    //  lock goes: the next sweep must write their touches before it
+    //  evicts anything
+    int64_t locked_until = harness_now_ms () + STALE_AFTER_MS + 500;
+    while (harness_now_ms () < locked_until) {
+        s_touch_active (world);
+        harness_sleep_ms (TOUCH_PERIOD_MS);
+    }
     s_touch_active (world);
+    s_unlock_store (world);
     assert_int_equal (harness_sweep (world->harness, node,
                                      SWEEP_DEADLINE_MS),
                       0);
