@@ -7,6 +7,8 @@
     Replies are sent without blocking; one to a peer that left or stopped
     reading is dropped and counted, never waited on.
 */
+#include <time.h>
+
 #include "log.h"
 #include "registry.h"
 
@@ -26,6 +28,10 @@ typedef struct {
     uint32_t events_count;
     msg_str_t *ids;
     uint32_t ids_count;
+    msg_str_t *evicted;
+    uint32_t evicted_count;
+    store_tombstone_t *tombstones;
+    uint32_t tombstones_count;
     msg_stat_t stats[MSG_STATS_MAX];
 } request_t;
 
@@ -86,12 +92,35 @@ s_client_to_msg (registry_t *self, const store_client_t *row,
     client->registered_ms = row->registered_ms;
     client->meta.ptr = (const char *) row->meta;
     client->meta.len = (uint32_t) row->meta_len;
+    client->stale_after_ms = row->stale_after_ms;
 
     //  Memory is ahead of the store by up to one flush of touches
     int64_t activity = activity_get (self->activity, row->id);
     client->last_activity_ms = activity > row->last_activity_ms
                                    ? activity
                                    : row->last_activity_ms;
+}
+
+/*  Checks a client's own threshold against the configured bounds (0,
+    the default, always passes).  Returns 0, or -1 with the error set.  */
+static int
+s_check_own_threshold (request_t *request, int64_t stale_after_ms)
+{
+    registry_t *self = request->registry;
+    if (stale_after_ms == 0
+        || (stale_after_ms >= self->client_min_ms
+            && stale_after_ms <= self->client_max_ms))
+        return 0;
+
+    self->stats.bad_requests++;
+    s_set_error (request, MSG_ERR_BAD_REQUEST,
+                 "field \"stale_after_ms\": %" PRId64 " is outside the "
+                 "allowed range %" PRId64 " to %" PRId64 " ms (registry "
+                 "settings client-stale-after-min and "
+                 "client-stale-after-max); leave it out to use the "
+                 "default stale-after",
+                 stale_after_ms, self->client_min_ms, self->client_max_ms);
+    return -1;
 }
 
 static void
@@ -103,11 +132,13 @@ s_register (request_t *request)
     char node[MSG_NODE_MAX + 1];
     msg_str_copy (body->id, id, sizeof (id));
     msg_str_copy (body->node, node, sizeof (node));
+    if (s_check_own_threshold (request, body->stale_after_ms) != 0)
+        return;
 
-    int64_t now_ms = zclock_time ();
+    int64_t now_ms = sweep_now (self);
     bool created = false;
     if (store_register (self->store, id, node, body->meta.ptr, body->meta.len,
-                        now_ms, &created) != 0) {
+                        body->stale_after_ms, now_ms, &created) != 0) {
         s_set_store_error (request, "register", id);
         return;
     }
@@ -121,15 +152,45 @@ s_register (request_t *request)
     s_result (request)->created = created;
 }
 
+/*  Moves the unknown ids of a touch that have a tombstone into the
+    evicted list.  Only ids that are not registered reach the store here,
+    so touches of registered clients still never wait on it.  An id whose
+    lookup fails stays unknown: the touch itself succeeded.  */
+static void
+s_split_evicted (request_t *request)
+{
+    registry_t *self = request->registry;
+    uint32_t unknown = 0;
+    for (uint32_t index = 0; index < request->ids_count; index++) {
+        msg_str_t view = request->ids[index];
+        char id[MSG_ID_MAX + 1];
+        store_tombstone_t tombstone;
+        int rc = store_get_tombstone (self->store,
+                                      msg_str_copy (view, id, sizeof (id)),
+                                      &tombstone);
+        if (rc == 0)
+            request->evicted[request->evicted_count++] = view;
+        else
+            request->ids[unknown++] = view;
+        if (rc < 0) {
+            self->stats.store_errors++;
+            log_error ("tombstone lookup failed", "id=%s error=%s",
+                       log_quote (id), log_quote (store_error (self->store)));
+        }
+    }
+    request->ids_count = unknown;
+}
+
 static void
 s_touch (request_t *request)
 {
     registry_t *self = request->registry;
     msg_touch_t *body = &request->request->u.touch;
-    int64_t now_ms = zclock_time ();
+    int64_t now_ms = sweep_now (self);
 
     request->ids = malloc (body->count * sizeof (msg_str_t));
-    if (!request->ids) {
+    request->evicted = malloc (body->count * sizeof (msg_str_t));
+    if (!request->ids || !request->evicted) {
         s_set_error (request, MSG_ERR_INTERNAL, "touch: out of memory");
         return;
     }
@@ -142,13 +203,62 @@ s_touch (request_t *request)
         else
             request->ids[request->ids_count++] = id;
     }
+    if (self->tombstones && request->ids_count > 0)
+        s_split_evicted (request);
     self->stats.touches += touched;
     self->stats.touches_unknown += request->ids_count;
+    self->stats.touches_evicted += request->evicted_count;
 
     msg_result_t *result = s_result (request);
     result->touched = touched;
     result->unknown = request->ids;
     result->unknown_count = request->ids_count;
+    result->evicted = request->evicted;
+    result->evicted_count = request->evicted_count;
+}
+
+/*  Formats wall-clock milliseconds as UTC ISO-8601.  */
+static char *
+s_time_format (int64_t ms, char *buffer, size_t size)
+{
+    time_t seconds = (time_t) (ms / 1000);
+    struct tm tm;
+    gmtime_r (&seconds, &tm);
+    size_t length = strftime (buffer, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf (buffer + length, size - length, ".%03dZ", (int) (ms % 1000));
+    return buffer;
+}
+
+/*  Sets the error for an id that is not registered: evicted when it has
+    a tombstone, naming when and why it was removed, else
+    unknown_client.  */
+static void
+s_set_not_registered (request_t *request, const char *id)
+{
+    registry_t *self = request->registry;
+    store_tombstone_t tombstone;
+    int rc = self->tombstones
+                 ? store_get_tombstone (self->store, id, &tombstone)
+                 : STORE_NOT_FOUND;
+    if (rc == 0) {
+        char removed[40];
+        s_set_error (request, MSG_ERR_EVICTED,
+                     "client \"%s\" was removed at %s (removed_ms %" PRId64
+                     "), reason %s, event seq %" PRIu64 "; register it "
+                     "again to revive it",
+                     id, s_time_format (tombstone.removed_ms, removed,
+                                        sizeof (removed)),
+                     tombstone.removed_ms, msg_reason_name (tombstone.reason),
+                     tombstone.seq);
+        return;
+    }
+    if (rc < 0) {
+        self->stats.store_errors++;
+        log_error ("tombstone lookup failed", "id=%s error=%s",
+                   log_quote (id), log_quote (store_error (self->store)));
+    }
+    s_set_error (request, MSG_ERR_UNKNOWN_CLIENT,
+                 "client \"%s\" is not registered", id);
 }
 
 static void
@@ -159,10 +269,10 @@ s_remove (request_t *request, msg_reason_t reason)
     msg_str_copy (request->request->u.client_ref.id, id, sizeof (id));
 
     store_event_t event;
-    int rc = store_remove (self->store, id, reason, zclock_time (), &event);
+    int rc = store_remove (self->store, id, reason, sweep_now (self),
+                           &event);
     if (rc == STORE_NOT_FOUND) {
-        s_set_error (request, MSG_ERR_UNKNOWN_CLIENT,
-                     "client \"%s\" is not registered", id);
+        s_set_not_registered (request, id);
         return;
     }
     if (rc != 0) {
@@ -183,8 +293,7 @@ s_get (request_t *request)
 
     int rc = store_get (self->store, id, &request->client);
     if (rc == STORE_NOT_FOUND) {
-        s_set_error (request, MSG_ERR_UNKNOWN_CLIENT,
-                     "client \"%s\" is not registered", id);
+        s_set_not_registered (request, id);
         return;
     }
     if (rc != 0) {
@@ -301,11 +410,13 @@ s_stats (request_t *request)
     s_add_stat (request, "registrations", stats->registrations);
     s_add_stat (request, "touches", stats->touches);
     s_add_stat (request, "touches_unknown", stats->touches_unknown);
+    s_add_stat (request, "touches_evicted", stats->touches_evicted);
     s_add_stat (request, "deregistrations", stats->deregistrations);
     s_add_stat (request, "operator_evictions", stats->operator_evictions);
     s_add_stat (request, "evicted", stats->evicted);
     s_add_stat (request, "events_published", stats->events_published);
     s_add_stat (request, "events_pruned", stats->events_pruned);
+    s_add_stat (request, "tombstones_purged", stats->tombstones_purged);
     s_add_stat (request, "ticks", stats->ticks);
     s_add_stat (request, "ticks_ignored", stats->ticks_ignored);
     s_add_stat (request, "ticks_malformed", stats->ticks_malformed);
@@ -317,6 +428,14 @@ s_stats (request_t *request)
     s_add_stat (request, "flushes", stats->flushes);
     s_add_stat (request, "flushes_failed", stats->flushes_failed);
     s_add_stat (request, "store_errors", stats->store_errors);
+    s_add_stat (request, "clock_jumps", stats->clock_jumps);
+    s_add_stat (request, "clock_offset_ms",
+                (uint64_t) self->clock.offset_ms);
+    s_add_stat (request, "clock_hold_ms", (uint64_t) self->clock.hold_ms);
+    s_add_stat (request, "brake_engaged", self->brake.engaged);
+    s_add_stat (request, "brake_held_back", self->brake.held_back);
+    s_add_stat (request, "brake_sweeps", stats->brake_sweeps);
+    s_add_stat (request, "brake_releases", stats->brake_releases);
 }
 
 static int
@@ -333,10 +452,12 @@ static void
 s_sweep_dry_run (request_t *request)
 {
     registry_t *self = request->registry;
-    int64_t cutoff_ms = zclock_time () - self->stale_after_ms;
+    store_cutoff_t cutoff;
+    sweep_cutoff (self, &cutoff);
 
     //  A dry run must not list clients whose touches are only in memory
-    if (sweep_flush_activity (self, cutoff_ms) != 0) {
+    if (sweep_flush_activity (self, sweep_flush_cutoff (self, &cutoff))
+        != 0) {
         s_set_store_error (request, "sweep dry run", "*");
         return;
     }
@@ -349,7 +470,7 @@ s_sweep_dry_run (request_t *request)
     }
 
     uint64_t stale = 0;
-    if (store_stale (self->store, cutoff_ms, MSG_PAGE_MAX,
+    if (store_stale (self->store, &cutoff, MSG_PAGE_MAX,
                      s_collect_stale_id, request, &stale) != 0) {
         s_set_store_error (request, "sweep dry run", "*");
         return;
@@ -374,6 +495,7 @@ s_sweep (request_t *request)
     uint64_t started = sweep_start (self);
     msg_result_t *result = s_result (request);
     result->sweep = started ? started : self->sweep.id;
+    result->stale = self->sweep.stale;
 }
 
 static int
@@ -421,6 +543,79 @@ s_events (request_t *request)
     result->events_count = request->events_count;
 }
 
+static int
+s_collect_tombstone (const store_tombstone_t *tombstone, void *arg)
+{
+    request_t *request = arg;
+    request->tombstones[request->tombstones_count++] = *tombstone;
+    return 0;
+}
+
+static void
+s_tombstone_to_msg (const store_tombstone_t *row, msg_tombstone_t *tombstone)
+{
+    tombstone->id = msg_str (row->id);
+    tombstone->node = msg_str (row->node);
+    tombstone->reason = row->reason;
+    tombstone->last_activity_ms = row->last_activity_ms;
+    tombstone->removed_ms = row->removed_ms;
+    tombstone->seq = row->seq;
+}
+
+/*  Fills the reply from request->tombstones, of which the one past
+    limit, if read, only says that another page follows.  */
+static void
+s_tombstones_reply (request_t *request, uint32_t limit)
+{
+    msg_result_t *result = s_result (request);
+    bool more = request->tombstones_count > limit;
+    if (more)
+        request->tombstones_count = limit;
+    result->tombstones = calloc (request->tombstones_count + 1,
+                                 sizeof (msg_tombstone_t));
+    if (!result->tombstones) {
+        s_set_error (request, MSG_ERR_INTERNAL, "tombstones: out of memory");
+        return;
+    }
+    for (uint32_t index = 0; index < request->tombstones_count; index++)
+        s_tombstone_to_msg (&request->tombstones[index],
+                            &result->tombstones[index]);
+    result->tombstones_count = request->tombstones_count;
+    if (more)
+        result->next = msg_str (request->tombstones[limit - 1].id);
+}
+
+static void
+s_tombstones (request_t *request)
+{
+    registry_t *self = request->registry;
+    msg_list_t *body = &request->request->u.tombstones;
+    if (!self->tombstones) {
+        s_set_error (request, MSG_ERR_BAD_REQUEST,
+                     "tombstones are off in this registry: it keeps no "
+                     "removed clients; start it with tombstones=on");
+        return;
+    }
+
+    char after[MSG_ID_MAX + 1];
+    char node[MSG_NODE_MAX + 1];
+    msg_str_copy (body->after, after, sizeof (after));
+    msg_str_copy (body->node, node, sizeof (node));
+    uint32_t limit = body->limit + 1;
+    request->tombstones = calloc (limit, sizeof (store_tombstone_t));
+    if (!request->tombstones) {
+        s_set_error (request, MSG_ERR_INTERNAL, "tombstones: out of memory");
+        return;
+    }
+    if (store_list_tombstones (self->store, after,
+                               body->node.len ? node : NULL, limit,
+                               s_collect_tombstone, request) != 0) {
+        s_set_store_error (request, "tombstones", after);
+        return;
+    }
+    s_tombstones_reply (request, body->limit);
+}
+
 static void
 s_dispatch (request_t *request)
 {
@@ -452,11 +647,18 @@ s_dispatch (request_t *request)
     case MSG_EVENTS:
         s_events (request);
         break;
+    case MSG_TOMBSTONES:
+        s_tombstones (request);
+        break;
+    case MSG_BRAKE:
+        brake_command (request->registry, &request->request->u.brake,
+                       &s_result (request)->brake);
+        break;
     default:
         s_set_error (request, MSG_ERR_BAD_REQUEST,
                      "message type \"%s\" is not a command; send one of "
                      "register, touch, deregister, evict, get, list, stats, "
-                     "sweep, events",
+                     "sweep, events, tombstones, brake",
                      msg_type_name (request->request->type));
         break;
     }
@@ -468,10 +670,13 @@ s_request_release (request_t *request)
     if (request->reply.type == MSG_RESULT) {
         free (request->reply.u.result.clients);
         free (request->reply.u.result.events);
+        free (request->reply.u.result.tombstones);
     }
     free (request->clients);
     free (request->events);
     free (request->ids);
+    free (request->evicted);
+    free (request->tombstones);
 }
 
 /*  Sends body back along envelope (which the call consumes) without
@@ -560,6 +765,9 @@ commands_handle (zloop_t *loop, zsock_t *socket, void *arg)
     else if (!msg_type_is_command (request.type)) {
         self->stats.bad_requests++;
         s_dispatch (&serving);
+        log_warn ("bad request", "req=%" PRIu64 " code=%s error=%s",
+                  request.req, msg_error_code_name (MSG_ERR_BAD_REQUEST),
+                  log_quote (serving.error_text));
     }
     else if (limits_check (&self->limits, &request, limit_error,
                            sizeof (limit_error)) != 0) {

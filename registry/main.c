@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "lockfile.h"
 #include "log.h"
 #include "registry.h"
 #include "signals.h"
@@ -26,6 +27,20 @@ static const setting_def_t s_settings[] = {
       "path of the SQLite store" },
     { "stale-after", SETTING_DURATION, "30m", 1000, 365LL * 86400000, true,
       "evict clients with no activity for this long" },
+    { "client-stale-after-min", SETTING_DURATION, "1m", 1000,
+      365LL * 86400000, false,
+      "smallest stale_after_ms a client may register with as its own "
+      "threshold" },
+    { "client-stale-after-max", SETTING_DURATION, "1d", 1000,
+      365LL * 86400000, false,
+      "largest stale_after_ms a client may register with as its own "
+      "threshold" },
+    { "tombstones", SETTING_BOOL, "off", 0, 0, false,
+      "keep each removed client as a tombstone for tombstone-retention, "
+      "so that get and touch report it as evicted" },
+    { "tombstone-retention", SETTING_DURATION, "1d", 1000,
+      3650LL * 86400000, false,
+      "how long a tombstone is kept before it is purged" },
     { "tick-min-gap", SETTING_DURATION, "1s", 0, 86400000, false,
       "ignore ticks closer than this (or half the tick's interval, if "
       "more) to the last sweep" },
@@ -41,6 +56,18 @@ static const setting_def_t s_settings[] = {
     { "busy-timeout", SETTING_DURATION, "200ms", 0, 60000, false,
       "how long a store write waits for a lock held by another "
       "connection" },
+    { "clock-jump-limit", SETTING_DURATION, "1m", 1000, 86400000, false,
+      "a wall-clock step larger than this against the monotonic clock "
+      "is a jump, which neither evicts active clients nor keeps silent "
+      "ones" },
+    { "brake", SETTING_BOOL, "on", 0, 0, true,
+      "cap the clients one sweep may evict at brake-share" },
+    { "brake-share", SETTING_UINT, "20", 1, 100, true,
+      "percent of all clients one sweep may evict while the brake is "
+      "on" },
+    { "brake-min-clients", SETTING_UINT, "100", 0, 0, true,
+      "registries with fewer clients than this are exempt from the "
+      "brake" },
     { "log-level", SETTING_STRING, "info", 1, 8, false,
       "lowest level logged: debug, info, warn or error" },
     LIMITS_SETTINGS,
@@ -52,6 +79,13 @@ s_read_settings (registry_t *self)
 {
     settings_t *settings = self->settings;
     self->stale_after_ms = settings_duration (settings, "stale-after");
+    self->client_min_ms = settings_duration (settings,
+                                             "client-stale-after-min");
+    self->client_max_ms = settings_duration (settings,
+                                             "client-stale-after-max");
+    self->tombstones = settings_bool (settings, "tombstones");
+    self->tombstone_retention_ms = settings_duration (settings,
+                                                      "tombstone-retention");
     self->tick_min_gap_ms = settings_duration (settings, "tick-min-gap");
     self->flush_interval_ms = settings_duration (settings, "flush-interval");
     self->granularity_ms = settings_duration (settings,
@@ -60,6 +94,49 @@ s_read_settings (registry_t *self)
                                                   "event-retention");
     self->sweep_batch = (uint32_t) settings_uint (settings, "sweep-batch");
     limits_read (&self->limits, settings);
+    self->brake.enabled = settings_bool (settings, "brake");
+    self->brake.share = (uint32_t) settings_uint (settings, "brake-share");
+    self->brake.min_clients = settings_uint (settings, "brake-min-clients");
+}
+
+/*  Stops the process when the bounds of a client's own threshold
+    contradict each other.  */
+static void
+s_check_client_bounds (registry_t *self)
+{
+    if (self->client_min_ms <= self->client_max_ms)
+        return;
+
+    char min[32], max[32];
+    fprintf (stderr,
+             "lapse-registry: invalid settings: client-stale-after-min (%s) "
+             "is larger than client-stale-after-max (%s); expected min at "
+             "most max\n",
+             settings_format_duration (self->client_min_ms, min, sizeof min),
+             settings_format_duration (self->client_max_ms, max,
+                                       sizeof max));
+    exit (2);
+}
+
+/*  Tells the store whether to keep tombstones and finds the smallest own
+    threshold any client can have, which a client registered under
+    earlier settings may have put below client-stale-after-min.  */
+static void
+s_configure_store (registry_t *self)
+{
+    store_set_tombstones (self->store, self->tombstones);
+
+    int64_t stored_min = 0;
+    if (store_min_stale_after (self->store, &stored_min) != 0)
+        log_fatal ("reading client thresholds failed", "error=%s",
+                   log_quote (store_error (self->store)));
+    self->own_floor_ms = self->client_min_ms;
+    if (stored_min > 0 && stored_min < self->own_floor_ms) {
+        self->own_floor_ms = stored_min;
+        log_warn ("client threshold below client-stale-after-min",
+                  "stale_after_ms=%" PRId64 " client_stale_after_min_ms=%"
+                  PRId64, stored_min, self->client_min_ms);
+    }
 }
 
 static int
@@ -70,10 +147,41 @@ s_load_client (const store_client_t *client, void *arg)
                          client->last_activity_ms);
 }
 
+/*  Takes "<path>.lock" for an ipc:// endpoint.  Binding an ipc:// path
+    replaces the socket file of any process bound there before, which
+    would cut that process off from new peers without telling it, so
+    a second registry on the same endpoint must stop instead.  The lock
+    is held until the process ends.  */
+static void
+s_lock_ipc_endpoint (const char *endpoint, const char *name)
+{
+    if (strncmp (endpoint, "ipc://", 6) != 0)
+        return;
+
+    char path[PATH_MAX];
+    snprintf (path, sizeof (path), "%s.lock", endpoint + 6);
+    pid_t holder = 0;
+    if (lockfile_acquire (path, &holder) >= 0)
+        return;
+
+    if (errno == EAGAIN)
+        log_fatal ("bind failed",
+                   "socket=%s endpoint=%s error=%s holder_pid=%ld hint=%s",
+                   name, log_quote (endpoint),
+                   log_quote ("endpoint is in use by another process"),
+                   (long) holder,
+                   log_quote ("stop that registry or choose another "
+                              "endpoint"));
+    log_fatal ("bind failed", "socket=%s endpoint=%s lock=%s error=%s", name,
+               log_quote (endpoint), log_quote (path),
+               log_quote (strerror (errno)));
+}
+
 static zsock_t *
 s_bind (int type, const char *endpoint, const char *name,
         uint32_t max_message_size)
 {
+    s_lock_ipc_endpoint (endpoint, name);
     zsock_t *socket = zsock_new (type);
     if (!socket)
         log_fatal ("socket creation failed", "socket=%s", name);
@@ -83,12 +191,15 @@ s_bind (int type, const char *endpoint, const char *name,
     //  Two frames of envelope ride along with each body
     zsock_set_maxmsgsize (socket, (int) max_message_size + 1024);
     zsock_set_linger (socket, 100);
-    if (zsock_bind (socket, "%s", endpoint) < 0)
+    if (zsock_bind (socket, "%s", endpoint) < 0) {
+        int error = errno;
+        zsock_destroy (&socket);
         log_fatal ("bind failed",
                    "socket=%s endpoint=%s error=%s hint=%s", name,
-                   log_quote (endpoint), log_quote (zmq_strerror (errno)),
+                   log_quote (endpoint), log_quote (zmq_strerror (error)),
                    log_quote ("is another registry running, or is the "
                               "address wrong?"));
+    }
     return socket;
 }
 
@@ -129,8 +240,11 @@ s_handle_signal_timer (zloop_t *loop, int timer_id, void *arg)
 
     s_read_settings (self);
     log_info ("configuration reloaded",
-              "stale_after_ms=%" PRId64 " previous_stale_after_ms=%" PRId64,
-              self->stale_after_ms, old_ms);
+              "stale_after_ms=%" PRId64 " previous_stale_after_ms=%" PRId64
+              " brake=%s brake_share=%u brake_min_clients=%" PRIu64,
+              self->stale_after_ms, old_ms,
+              self->brake.enabled ? "on" : "off", self->brake.share,
+              self->brake.min_clients);
     return 0;
 }
 
@@ -160,6 +274,10 @@ s_start (registry_t *self, int argc, char **argv)
     }
     log_set_level (level);
     s_read_settings (self);
+    s_check_client_bounds (self);
+    wallclock_init (&self->clock,
+                    settings_duration (self->settings, "clock-jump-limit"),
+                    zclock_time (), zclock_mono ());
 
     const char *path = settings_string (self->settings, "store");
     int busy_ms = (int) settings_duration (self->settings, "busy-timeout");
@@ -167,6 +285,7 @@ s_start (registry_t *self, int argc, char **argv)
     if (!self->store)
         log_fatal ("store open failed", "store=%s error=%s",
                    log_quote (path), log_quote (error));
+    s_configure_store (self);
 
     self->activity = activity_new ();
     int64_t load_started = zclock_mono ();

@@ -1,6 +1,6 @@
-/*  A second lapse-registry on a store that a running registry holds
-    exits non-zero, names the process holding the lock, and leaves the
-    first one serving.  */
+/*  A second lapse-registry on a store or an ipc:// endpoint that a
+    running registry holds exits non-zero, names the process holding the
+    lock, and leaves the first one serving.  */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -124,6 +124,46 @@ lock_released_by_killed_registry (void **state)
     lapse_destroy (&client);
 }
 
+/*  A second registry on another store but the same ipc:// endpoints
+    must stop: binding would replace the first one's socket files and
+    cut it off from new peers.  */
+static void
+second_registry_endpoint_rejected (void **state)
+{
+    harness_t *harness = *state;
+    proc_t *first = harness_start_registry (harness, "registry", NULL, NULL);
+    assert_non_null (first);
+    long first_pid = (long) first->pid;
+
+    char other_store[HARNESS_FILE_MAX];
+    harness_path (harness, "other.db", other_store, sizeof (other_store));
+    proc_t *second = harness_spawnl (
+        harness, "registry-second", LAPSE_REGISTRY_BIN, NULL, "--commands",
+        harness->commands, "--events", harness->events, "--ticks",
+        harness->ticks, "--store", other_store, NULL);
+    assert_non_null (second);
+
+    int code = proc_wait (second, EXIT_DEADLINE_MS);
+    assert_int_not_equal (code, -1);
+    assert_int_not_equal (code, 0);
+
+    char *output = harness_read_file (second->err_path, NULL);
+    assert_non_null (output);
+    if (!s_contains_number (output, first_pid))
+        print_error ("second registry's stderr: %s\n", output);
+    assert_true (s_contains_number (output, first_pid));
+    assert_non_null (strstr (output, "endpoint is in use"));
+    free (output);
+
+    //  A new connection still reaches the first registry
+    lapse_t *client = harness_client (harness, "node-a");
+    assert_non_null (client);
+    assert_int_equal (lapse_register (client, "reachable", NULL, 0, NULL),
+                      0);
+    assert_int_equal (harness_stat (client, "clients"), 1);
+    lapse_destroy (&client);
+}
+
 int
 main (void)
 {
@@ -131,6 +171,8 @@ main (void)
         cmocka_unit_test_setup_teardown (second_registry_rejected, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (lock_released_by_killed_registry,
+                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (second_registry_endpoint_rejected,
                                          s_setup, s_teardown),
     };
     return harness_finish (cmocka_run_group_tests (tests, NULL, NULL));
