@@ -15,8 +15,9 @@
     cut and ends in "...".  */
 #define LOG_LINE_MAX 8192
 
-/*  Values longer than this many bytes are cut by log_quote.  */
-#define LOG_QUOTE_CUT 200
+/*  Values longer than this many bytes are cut by log_quote.  Long
+    enough for an error message that names two paths.  */
+#define LOG_QUOTE_CUT 1024
 
 #define LOG_QUOTE_BUFFERS 8
 
@@ -292,4 +293,26 @@ log_fatal (const char *msg, const char *fields, ...)
     log_vwrite (LOG_LEVEL_ERROR, msg, fields, args);
     va_end (args);
     exit (1);
+}
+
+bool
+log_limit_allow (log_limit_t *limit, uint32_t per_second,
+                 uint64_t *suppressed)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    int64_t now_ms = (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;
+
+    if (now_ms - limit->window_start_ms >= 1000) {
+        limit->window_start_ms = now_ms;
+        limit->lines = 0;
+    }
+    if (limit->lines >= per_second) {
+        limit->suppressed++;
+        return false;
+    }
+    limit->lines++;
+    *suppressed = limit->suppressed;
+    limit->suppressed = 0;
+    return true;
 }

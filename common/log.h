@@ -10,7 +10,9 @@
 #define LAPSE_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
     LOG_LEVEL_DEBUG,
@@ -57,10 +59,29 @@ void
 log_fatal (const char *msg, const char *fields, ...)
     __attribute__ ((format (printf, 2, 3), noreturn));
 
+/*  A rate limit for one kind of line that a peer can cause at will (a
+    bad request, a malformed tick), so that a flood of bad input cannot
+    flood the log.  Zero it before first use.  */
+typedef struct {
+    int64_t window_start_ms;    /* monotonic */
+    uint32_t lines;             /* allowed in the current window */
+    uint64_t suppressed;        /* refused since the last allowed line */
+} log_limit_t;
+
+/*  Returns true when one more line fits in limit, which allows at most
+    per_second lines per second of the monotonic clock.  When it returns
+    true, it sets *suppressed to the number of lines refused since the
+    previous allowed one, for the caller to log with the line.  Lines
+    refused after the last allowed one are counted only when a later
+    line is allowed, so a program's own counters must hold the totals.  */
+bool
+log_limit_allow (log_limit_t *limit, uint32_t per_second,
+                 uint64_t *suppressed);
+
 /*  Returns value as a logfmt value: unchanged when it is a non-empty run
     of printable characters other than space, '"', '\\' and '=', else in
     double quotes with '"', '\\' and control characters escaped.  Values
-    longer than 200 bytes are cut and end in "...".  NULL gives "null".
+    longer than 1024 bytes are cut and end in "...".  NULL gives "null".
     The result lives in one of 8 per-thread buffers that are reused in
     turn, so up to 8 results may be used in one log call.  */
 const char *

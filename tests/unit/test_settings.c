@@ -823,6 +823,143 @@ reload_rejects_unknown_key (void **state)
     settings_destroy (&settings);
 }
 
+static void
+reload_warns_when_flag_overrides_file (void **state)
+{
+    s_write_config ("registry\n    stale-after = 5m\n");
+    settings_t *settings = s_load ("--config", s_config_path,
+                                   "--stale-after", "9m", NULL);
+    assert_non_null (settings);
+
+    s_write_config ("registry\n    stale-after = 6m\n");
+    capture_t capture;
+    s_capture_start (&capture, STDERR_FILENO);
+    int rc = settings_reload (settings, s_error, sizeof s_error);
+    const char *text = s_capture_stop (&capture);
+    settings_destroy (&settings);
+
+    assert_int_equal (rc, 0);
+    s_assert_contains (text, "level=warn proc=test msg=\"configuration "
+                       "value overridden\" setting=stale-after "
+                       "file_value=6m source=\"flag --stale-after\"\n");
+}
+
+static void
+reload_warns_when_environment_overrides_file (void **state)
+{
+    s_write_config ("registry\n    stale-after = 5m\n");
+    setenv ("LAPSE_STALE_AFTER", "7m", 1);
+    settings_t *settings = s_load ("--config", s_config_path, NULL);
+    assert_non_null (settings);
+
+    s_write_config ("registry\n    stale-after = 6m\n");
+    capture_t capture;
+    s_capture_start (&capture, STDERR_FILENO);
+    int rc = settings_reload (settings, s_error, sizeof s_error);
+    const char *text = s_capture_stop (&capture);
+    settings_destroy (&settings);
+
+    assert_int_equal (rc, 0);
+    s_assert_contains (text, "msg=\"configuration value overridden\" "
+                       "setting=stale-after file_value=6m "
+                       "source=\"environment LAPSE_STALE_AFTER\"\n");
+}
+
+static void
+reload_warns_when_restart_needed (void **state)
+{
+    s_write_config ("registry\n    sweep-batch = 10\n");
+    settings_t *settings = s_load ("--config", s_config_path, NULL);
+    assert_non_null (settings);
+
+    s_write_config ("registry\n    sweep-batch = 20\n");
+    capture_t capture;
+    s_capture_start (&capture, STDERR_FILENO);
+    int rc = settings_reload (settings, s_error, sizeof s_error);
+    const char *text = s_capture_stop (&capture);
+
+    assert_int_equal (rc, 0);
+    assert_int_equal (settings_uint (settings, "sweep-batch"), 10);
+    settings_destroy (&settings);
+    s_assert_contains (text, "level=warn proc=test msg=\"configuration "
+                       "value needs a restart\" setting=sweep-batch "
+                       "file_value=20\n");
+}
+
+static void
+reload_quiet_when_file_unchanged (void **state)
+{
+    s_write_config ("registry\n    stale-after = 5m\n"
+                    "    sweep-batch = 10\n");
+    settings_t *settings = s_load ("--config", s_config_path,
+                                   "--stale-after", "9m", NULL);
+    assert_non_null (settings);
+
+    /*  Only a value that the file changed is reported, once.  */
+    s_write_config ("registry\n    stale-after = 6m\n"
+                    "    sweep-batch = 10\n");
+    capture_t capture;
+    s_capture_start (&capture, STDERR_FILENO);
+    assert_int_equal (settings_reload (settings, s_error, sizeof s_error), 0);
+    assert_int_equal (settings_reload (settings, s_error, sizeof s_error), 0);
+    const char *text = s_capture_stop (&capture);
+    settings_destroy (&settings);
+
+    const char *first = strstr (text, "msg=\"configuration value");
+    assert_non_null (first);
+    assert_null (strstr (first + 1, "msg=\"configuration value"));
+    assert_null (strstr (text, "setting=sweep-batch"));
+}
+
+/*  Log levels  */
+
+static const setting_def_t s_level_defs [] = {
+    { "log-level", SETTING_LOG_LEVEL, "info", 0, 0, false,
+      "Lowest level logged." },
+    SETTING_END
+};
+
+static settings_t *
+s_load_level (const char *flag)
+{
+    char *argv [] = { "lapse-test", (char *) flag, NULL };
+    return settings_load ("lapse-test", "registry", s_level_defs,
+                          flag ? 2 : 1, argv, s_error, sizeof s_error);
+}
+
+static void
+log_level_setting_reads_names (void **state)
+{
+    settings_t *settings = s_load_level (NULL);
+    assert_non_null (settings);
+    assert_int_equal (settings_log_level (settings, "log-level"),
+                      LOG_LEVEL_INFO);
+    settings_destroy (&settings);
+
+    settings = s_load_level ("--log-level=warn");
+    assert_non_null (settings);
+    assert_int_equal (settings_log_level (settings, "log-level"),
+                      LOG_LEVEL_WARN);
+
+    capture_t capture;
+    s_capture_start (&capture, STDERR_FILENO);
+    settings_log (settings);
+    const char *line = s_capture_stop (&capture);
+    settings_destroy (&settings);
+    s_assert_contains (line, " log-level=warn\n");
+}
+
+static void
+log_level_error_names_source (void **state)
+{
+    settings_t *settings = s_load_level ("--log-level=loud");
+    assert_null (settings);
+    assert_string_equal (s_error,
+                         "invalid value \"loud\" for log-level (from flag "
+                         "--log-level): expected debug, info, warn or "
+                         "error");
+}
+
 /*  Error messages  */
 
 static void
@@ -922,22 +1059,22 @@ log_quote_handles_utf8 (void **state)
 static void
 log_quote_cuts_long_values (void **state)
 {
-    char value [301];
-    memset (value, 'a', 300);
-    value [300] = '\0';
-    char expected [210];
-    memset (expected, 'a', 200);
-    strcpy (expected + 200, "...");
+    char value [1301];
+    memset (value, 'a', 1300);
+    value [1300] = '\0';
+    char expected [1040];
+    memset (expected, 'a', 1024);
+    strcpy (expected + 1024, "...");
     assert_string_equal (log_quote (value), expected);
 
     /*  A space forces quotes, and "..." goes inside them.  */
     value [0] = ' ';
-    snprintf (expected, sizeof expected, "\" %.199s...\"", value + 1);
+    snprintf (expected, sizeof expected, "\" %.1023s...\"", value + 1);
     assert_string_equal (log_quote (value), expected);
 
-    memset (value, 'a', 200);
-    value [200] = '\0';
-    assert_int_equal (strlen (log_quote (value)), 200);
+    memset (value, 'a', 1024);
+    value [1024] = '\0';
+    assert_int_equal (strlen (log_quote (value)), 1024);
 }
 
 static void
@@ -1183,6 +1320,12 @@ main (void)
         TEST (reload_reads_environment),
         TEST (reload_fails_on_missing_file),
         TEST (reload_rejects_unknown_key),
+        TEST (reload_warns_when_flag_overrides_file),
+        TEST (reload_warns_when_environment_overrides_file),
+        TEST (reload_warns_when_restart_needed),
+        TEST (reload_quiet_when_file_unchanged),
+        TEST (log_level_setting_reads_names),
+        TEST (log_level_error_names_source),
         TEST (error_names_flag_source),
         TEST (error_names_environment_source),
         TEST (error_names_config_source),
