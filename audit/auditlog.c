@@ -25,7 +25,8 @@ struct auditlog_t {
     int fd;
     off_t synced_size;          /* file size up to the last synced line */
     bool cut_needed;            /* a failed write may have left a part */
-    uint64_t last_seq;          /* of the last synced record */
+    uint64_t last_seq;          /* of the last synced record, or the
+                                   seq given to auditlog_start_after */
     size_t truncated_bytes;
     char *buffer;               /* lines not yet synced */
     size_t buffer_length;
@@ -228,7 +229,41 @@ s_recover (auditlog_t *self, char *error, size_t error_size)
     return s_read_last_seq (self, error, error_size);
 }
 
-/*  Opens and locks the file.  */
+/*  Returns the pid of the process holding the POSIX lock on the file,
+    or 0 when none of another process is found.  */
+static pid_t
+s_lock_holder (int fd)
+{
+    struct flock lock = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+    if (fcntl (fd, F_GETLK, &lock) == -1 || lock.l_type == F_UNLCK)
+        return 0;
+    return lock.l_pid;
+}
+
+/*  Reports the lock that another process holds, with its pid when
+    known.  */
+static void
+s_report_locked (auditlog_t *self, int lock_errno, char *error,
+                 size_t error_size)
+{
+    pid_t holder = s_lock_holder (self->fd);
+
+    if (holder > 0)
+        s_error (error, error_size,
+                 "locking %s failed: process %ld (another lapse-audit) "
+                 "holds the lock; stop it or use another file", self->path,
+                 (long) holder);
+    else
+        s_error (error, error_size,
+                 "locking %s failed: %s; is another lapse-audit writing "
+                 "it?", self->path, strerror (lock_errno));
+}
+
+/*  Opens and locks the file.  The flock lock excludes a second writer,
+    in this process too.  A POSIX lock is taken beside it only so that
+    F_GETLK can name the holder's pid, which flock cannot.  That lock
+    ends when any descriptor of the file in this process is closed.  */
 static int
 s_open_file (auditlog_t *self, char *error, size_t error_size)
 {
@@ -240,13 +275,16 @@ s_open_file (auditlog_t *self, char *error, size_t error_size)
         return -1;
     }
     if (flock (self->fd, LOCK_EX | LOCK_NB) == -1) {
-        s_error (error, error_size,
-                 "locking %s failed: %s; is another lapse-audit writing "
-                 "it?", self->path, strerror (errno));
+        s_report_locked (self, errno, error, error_size);
         close (self->fd);
         self->fd = -1;
         return -1;
     }
+
+    struct flock lock = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    if (fcntl (self->fd, F_SETLK, &lock) == -1)
+        log_warn ("audit file pid lock failed", "file=%s error=%s",
+                  log_quote (self->path), log_quote (strerror (errno)));
     return 0;
 }
 
@@ -296,6 +334,29 @@ uint64_t
 auditlog_last_seq (auditlog_t *self)
 {
     return self->last_seq;
+}
+
+int
+auditlog_start_after (auditlog_t *self, uint64_t seq)
+{
+    if (self->synced_size > 0 || self->buffered_lines > 0)
+        return 0;
+    self->last_seq = seq;
+    self->buffered_seq = seq;
+    return 1;
+}
+
+bool
+auditlog_moved (auditlog_t *self)
+{
+    struct stat open_file;
+    struct stat named_file;
+
+    if (stat (self->path, &named_file) == -1
+        || fstat (self->fd, &open_file) == -1)
+        return true;
+    return named_file.st_dev != open_file.st_dev
+           || named_file.st_ino != open_file.st_ino;
 }
 
 size_t

@@ -20,10 +20,11 @@ typedef struct auditlog_t auditlog_t;
 
 /*  Opens path for appending, creating it (mode 0644) when missing, and
     takes an exclusive lock on it so that a second audit process on the
-    same file fails here.  A last line without its newline, left by a
-    crash in the middle of a write, is truncated away.  Returns NULL with
-    a message of at most error_size bytes in error when the file cannot
-    be opened, locked, read or truncated, or when its last line is not an
+    same file fails here.  Its message names the pid of the process that
+    has the lock.  A last line without its newline, left by a crash in
+    the middle of a write, is truncated away.  Returns NULL with a
+    message of at most error_size bytes in error when the file cannot be
+    opened, locked, read or truncated, or when its last line is not an
     audit record.  */
 auditlog_t *
 auditlog_open (const char *path, char *error, size_t error_size);
@@ -34,9 +35,23 @@ void
 auditlog_destroy (auditlog_t **self_p);
 
 /*  Returns the seq of the last record synced: an event's seq or a gap's
-    last, 0 for an empty file.  */
+    last, 0 for an empty file, or the seq given to auditlog_start_after.  */
 uint64_t
 auditlog_last_seq (auditlog_t *self);
+
+/*  Takes seq as the last seq written when the file contains no record
+    and none is buffered, so that events up to seq are skipped as written
+    elsewhere (an earlier file, before a rotation).  Returns 1 when
+    applied, 0 when the file contains records and keeps its own last
+    seq.  */
+int
+auditlog_start_after (auditlog_t *self, uint64_t seq);
+
+/*  Returns true when the path given to auditlog_open no longer names the
+    open file, because the file was moved or removed.  Writing goes on to
+    the open file until it is destroyed.  */
+bool
+auditlog_moved (auditlog_t *self);
 
 /*  Returns how many bytes of a torn last line auditlog_open removed.  */
 size_t

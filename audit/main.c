@@ -6,17 +6,24 @@
     is ready without waiting, writes them and syncs once; an event counts
     as written only after that sync.  A restart resumes after the last
     seq in the file, so no event is written twice.  Events the registry
-    no longer retains are recorded as a gap line in their place.
+    no longer retains are recorded as a gap line in their place, also
+    those before the oldest retained when a new file starts from seq 0.
+
+    SIGHUP re-reads the configuration and reopens the file, for log
+    rotation: after the file was moved aside, writing goes on in a new
+    file at the same path from the seq already reached.
 */
 #include <czmq.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "auditlog.h"
 #include "lapse.h"
 #include "log.h"
 #include "settings.h"
+#include "signals.h"
 
 #define AUDIT_WAIT_MS 1000          /* wait for events when idle */
 #define AUDIT_BATCH_MAX 1000        /* lines per sync at most */
@@ -30,17 +37,24 @@ static const setting_def_t s_settings[] = {
       "registry event endpoint to subscribe to" },
     { "file", SETTING_STRING, "lapse-audit.jsonl", 0, 4096, false,
       "audit file to append events to, one JSON object per line" },
-    { "catchup-interval", SETTING_DURATION, "5s", 100, 3600000, false,
+    { "catchup-interval", SETTING_DURATION, "5s", 100, 3600000, true,
       "replay from the registry after this long without events, to find "
       "events the live stream lost" },
-    { "log-level", SETTING_STRING, "info", 0, 16, false,
+    { "start-after", SETTING_UINT, "0", 0, 0, false,
+      "when the audit file is empty, take the events up to this seq as "
+      "written elsewhere (a new file after a rotation while lapse-audit "
+      "was down)" },
+    { "log-level", SETTING_LOG_LEVEL, "info", 0, 0, false,
       "lowest log level written: debug, info, warn or error" },
     SETTING_END
 };
 
 typedef struct {
+    settings_t *settings;
     auditlog_t *file;
     lapse_sub_t *sub;
+    uint64_t rotated_events;        /* written to files before a reopen */
+    uint64_t rotated_gaps;
     uint64_t skipped;               /* events at or below the last seq */
     char last_error[MSG_TEXT_MAX];  /* the replay error logged last */
     int64_t last_error_at;
@@ -53,7 +67,6 @@ static int
 s_load_settings (int argc, char **argv, settings_t **settings)
 {
     char error[512];
-    log_level_t level;
 
     *settings = settings_load ("lapse-audit", "audit", s_settings, argc,
                                argv, error, sizeof error);
@@ -76,13 +89,7 @@ s_load_settings (int argc, char **argv, settings_t **settings)
                  "path of the audit file\n");
         return -1;
     }
-    const char *level_name = settings_string (*settings, "log-level");
-    if (log_level_parse (level_name, &level) == -1) {
-        fprintf (stderr, "lapse-audit: invalid log-level \"%s\": expected "
-                 "debug, info, warn or error\n", level_name);
-        return -1;
-    }
-    log_set_level (level);
+    log_set_level (settings_log_level (*settings, "log-level"));
     return 0;
 }
 
@@ -158,6 +165,80 @@ s_sync (audit_t *audit)
     return 0;
 }
 
+/*  Opens a new file at the configured path after the open one was moved
+    aside, and goes on in it from the seq already reached, so that no
+    event is in both files.  Whenever the new file cannot be used, the
+    moved one stays open and in use.  Call with nothing buffered.  */
+static void
+s_reopen (audit_t *audit)
+{
+    char error[512];
+    const char *path = settings_string (audit->settings, "file");
+    uint64_t reached = auditlog_last_seq (audit->file);
+
+    if (!auditlog_moved (audit->file)) {
+        log_warn ("audit file reopen skipped", "file=%s last_seq=%" PRIu64
+                  " reason=%s", log_quote (path), reached,
+                  log_quote ("the path still names the open file; move "
+                             "the file aside before SIGHUP"));
+        return;
+    }
+    auditlog_t *file = auditlog_open (path, error, sizeof error);
+    if (!file) {
+        log_error ("audit file open failed", "file=%s error=%s action=%s",
+                   log_quote (path), log_quote (error),
+                   log_quote ("kept writing the moved file"));
+        return;
+    }
+
+    /*  A file that was already there goes on after its own last seq,
+        as at a restart, unless that would write events again.  */
+    auditlog_start_after (file, reached);
+    if (auditlog_last_seq (file) < reached) {
+        log_error ("audit file open failed", "file=%s error=%s action=%s",
+                   log_quote (path),
+                   log_quote ("the file's records end below the seq "
+                              "already written to the moved file"),
+                   log_quote ("kept writing the moved file"));
+        auditlog_destroy (&file);
+        return;
+    }
+
+    uint64_t events = 0;
+    uint64_t gaps = 0;
+    auditlog_written (audit->file, &events, &gaps);
+    audit->rotated_events += events;
+    audit->rotated_gaps += gaps;
+    auditlog_destroy (&audit->file);
+    audit->file = file;
+    log_info ("audit file reopened", "file=%s last_seq=%" PRIu64
+              " previous_written=%" PRIu64, log_quote (path),
+              auditlog_last_seq (file), events);
+}
+
+/*  Applies SIGHUP: re-reads the configuration, then reopens the file.
+    The messages are the registry's, so that one search finds the
+    reloads of every process.  */
+static void
+s_reload (audit_t *audit)
+{
+    char error[512];
+    int changed = settings_reload (audit->settings, error, sizeof error);
+
+    if (changed == -1)
+        log_error ("configuration reload failed", "error=%s action=%s",
+                   log_quote (error), log_quote ("kept the old values"));
+    else {
+        int64_t interval_ms = settings_duration (audit->settings,
+                                                 "catchup-interval");
+        lapse_sub_set_replay_interval (audit->sub, (int) interval_ms);
+        log_info ("configuration reloaded", "changed=%s "
+                  "catchup_interval_ms=%" PRId64, changed ? "true" : "false",
+                  interval_ms);
+    }
+    s_reopen (audit);
+}
+
 /*  Writes events until SIGINT or SIGTERM.  Returns 0, or -1 when the
     audit file failed.  */
 static int
@@ -166,6 +247,13 @@ s_run (audit_t *audit)
     msg_event_t event;
 
     while (!zsys_interrupted) {
+        /*  The buffered lines belong to the file being rotated out.  */
+        if (signals_take_reload ()) {
+            if (s_sync (audit) == -1)
+                return -1;
+            s_reload (audit);
+        }
+
         size_t buffered = auditlog_buffered (audit->file);
         int rc = lapse_sub_next (audit->sub, &event,
                                  buffered > 0 ? 0 : AUDIT_WAIT_MS);
@@ -196,17 +284,20 @@ s_log_stop (audit_t *audit, int rc)
     auditlog_written (audit->file, &events, &gaps);
     log_info ("audit stopped", "written=%" PRIu64 " gaps=%" PRIu64
               " skipped=%" PRIu64 " unwritten=%zu last_seq=%" PRIu64
-              " status=%s", events, gaps, audit->skipped,
+              " status=%s", audit->rotated_events + events,
+              audit->rotated_gaps + gaps, audit->skipped,
               auditlog_buffered (audit->file),
               auditlog_last_seq (audit->file), rc == 0 ? "ok" : "failed");
 }
 
-/*  Opens the audit file and subscribes after its last seq.  */
+/*  Opens the audit file and subscribes after its last seq, or after
+    start-after when the file is empty.  */
 static int
 s_start (audit_t *audit, settings_t *settings)
 {
     char error[512];
     const char *path = settings_string (settings, "file");
+    uint64_t start_after = settings_uint (settings, "start-after");
 
     audit->file = auditlog_open (path, error, sizeof error);
     if (!audit->file) {
@@ -218,6 +309,7 @@ s_start (audit_t *audit, settings_t *settings)
         log_warn ("torn last line truncated", "file=%s bytes=%zu",
                   log_quote (path), auditlog_truncated_bytes (audit->file));
 
+    auditlog_start_after (audit->file, start_after);
     uint64_t last_seq = auditlog_last_seq (audit->file);
     audit->sub = lapse_sub_new (settings_string (settings, "commands"),
                                 settings_string (settings, "events"), NULL,
@@ -230,8 +322,13 @@ s_start (audit_t *audit, settings_t *settings)
     }
     lapse_sub_set_replay_interval (
         audit->sub, (int) settings_duration (settings, "catchup-interval"));
-    log_info ("audit started", "file=%s last_seq=%" PRIu64,
-              log_quote (path), last_seq);
+
+    /*  A new file must show the events the registry pruned before it
+        started as a gap, or a reader could not tell they are missing.  */
+    lapse_sub_set_gap_from_start (audit->sub, true);
+    log_info ("audit started", "file=%s last_seq=%" PRIu64 " start_after=%"
+              PRIu64 " pid=%ld", log_quote (path), last_seq, start_after,
+              (long) getpid ());
     return 0;
 }
 
@@ -248,8 +345,10 @@ main (int argc, char **argv)
         return rc == 1 ? 0 : 2;
     }
     zsys_init ();
+    signals_init ();
     settings_log (settings);
 
+    audit.settings = settings;
     rc = s_start (&audit, settings);
     if (rc == 0) {
         rc = s_run (&audit);

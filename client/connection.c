@@ -22,8 +22,13 @@ struct lapse_t {
     uint32_t touch_batch;
     char (*touch_ids)[MSG_ID_MAX + 1];  /* MSG_TOUCH_IDS_MAX slots */
     uint32_t touch_count;
+    lapse_miss_fn *miss_fn;
+    void *miss_arg;
+    char (*miss_ids)[MSG_ID_MAX + 1];   /* MSG_TOUCH_IDS_MAX slots, while a
+                                           handler is set */
     msg_error_code_t error_code;
     char error[MSG_TEXT_MAX];
+    bool timed_out;                 /* the last request got no reply */
 };
 
 static void
@@ -46,6 +51,7 @@ s_clear_error (lapse_t *self)
 {
     self->error_code = MSG_ERR_NONE;
     self->error[0] = '\0';
+    self->timed_out = false;
 }
 
 lapse_t *
@@ -88,6 +94,7 @@ lapse_destroy (lapse_t **self_p)
         lapse_flush (self, NULL);
     channel_destroy (&self->channel);
     free (self->touch_ids);
+    free (self->miss_ids);
     free (self);
     *self_p = NULL;
 }
@@ -118,6 +125,12 @@ msg_error_code_t
 lapse_error_code (lapse_t *self)
 {
     return self->error_code;
+}
+
+bool
+lapse_timed_out (lapse_t *self)
+{
+    return self->timed_out;
 }
 
 /*  Waits for the reply to the request just sent.  On a timeout the
@@ -157,6 +170,7 @@ s_wait_reply (lapse_t *self, msg_t *request, msg_t *reply)
                  "%s request to %s timed out after %d ms",
                  msg_type_name (request->type),
                  channel_endpoint (self->channel), self->timeout_ms);
+    self->timed_out = true;
     channel_reset (self->channel);
     return -1;
 }
@@ -200,6 +214,15 @@ int
 lapse_register (lapse_t *self, const char *id, const void *meta,
                 size_t meta_len, bool *created)
 {
+    return lapse_register_stale_after (self, id, meta, meta_len, 0,
+                                       created);
+}
+
+int
+lapse_register_stale_after (lapse_t *self, const char *id, const void *meta,
+                            size_t meta_len, int64_t stale_after_ms,
+                            bool *created)
+{
     s_clear_error (self);
     if (self->node[0] == '\0') {
         s_set_error (self, MSG_ERR_BAD_REQUEST,
@@ -215,12 +238,20 @@ lapse_register (lapse_t *self, const char *id, const void *meta,
                      "0 to %d", id, meta_len, MSG_META_MAX);
         return -1;
     }
+    if (stale_after_ms < 0) {
+        s_set_error (self, MSG_ERR_BAD_REQUEST,
+                     "invalid stale_after_ms for client %s: %lld, expected "
+                     "0 (the registry's default) or more", id,
+                     (long long) stale_after_ms);
+        return -1;
+    }
 
     msg_t request = { .type = MSG_REGISTER };
     request.u.register_.id = msg_str (id);
     request.u.register_.node = msg_str (self->node);
     request.u.register_.meta.ptr = (const char *) meta;
     request.u.register_.meta.len = (uint32_t) meta_len;
+    request.u.register_.stale_after_ms = stale_after_ms;
     msg_t reply;
     if (lapse_request (self, &request, &reply) == -1)
         return -1;
@@ -269,11 +300,62 @@ lapse_touch (lapse_t *self, const char *id)
 }
 
 int
+lapse_set_miss_handler (lapse_t *self, lapse_miss_fn *fn, void *arg)
+{
+    if (fn && !self->miss_ids) {
+        self->miss_ids = calloc (MSG_TOUCH_IDS_MAX, sizeof *self->miss_ids);
+        if (!self->miss_ids)
+            return -1;
+    }
+    self->miss_fn = fn;
+    self->miss_arg = arg;
+    return 0;
+}
+
+/*  Copies the ids of a touch result that were not recorded, unknown ones
+    first, into miss_ids, so that they outlive the reply.  */
+static void
+s_misses_copy (lapse_t *self, const msg_result_t *result)
+{
+    uint32_t slot = 0;
+    for (uint32_t index = 0; index < result->unknown_count; index++)
+        msg_str_copy (result->unknown[index], self->miss_ids[slot++],
+                      sizeof self->miss_ids[0]);
+    for (uint32_t index = 0; index < result->evicted_count; index++)
+        msg_str_copy (result->evicted[index], self->miss_ids[slot++],
+                      sizeof self->miss_ids[0]);
+}
+
+/*  Calls the miss handler for the ids s_misses_copy kept.  */
+static void
+s_misses_report (lapse_t *self, uint32_t unknown, uint32_t evicted)
+{
+    for (uint32_t slot = 0; slot < unknown + evicted; slot++)
+        self->miss_fn (self->miss_ids[slot],
+                       slot < unknown ? LAPSE_MISS_UNKNOWN
+                                      : LAPSE_MISS_EVICTED,
+                       self->miss_arg);
+}
+
+int
 lapse_flush (lapse_t *self, uint32_t *unknown)
+{
+    uint32_t not_known = 0;
+    uint32_t evicted = 0;
+    int rc = lapse_flush_report (self, &not_known, &evicted);
+    if (unknown)
+        *unknown = not_known + evicted;
+    return rc;
+}
+
+int
+lapse_flush_report (lapse_t *self, uint32_t *unknown, uint32_t *evicted)
 {
     s_clear_error (self);
     if (unknown)
         *unknown = 0;
+    if (evicted)
+        *evicted = 0;
     if (self->touch_count == 0)
         return 0;
 
@@ -294,9 +376,20 @@ lapse_flush (lapse_t *self, uint32_t *unknown)
         return -1;
     }
 
+    /*  The decoder checked that the counts add up to at most
+        MSG_TOUCH_IDS_MAX, the room in miss_ids.  */
+    uint32_t unknown_count = reply.u.result.unknown_count;
+    uint32_t evicted_count = reply.u.result.evicted_count;
+    lapse_miss_fn *miss_fn = self->miss_fn;
+    if (miss_fn)
+        s_misses_copy (self, &reply.u.result);
     if (unknown)
-        *unknown = reply.u.result.unknown_count;
+        *unknown = unknown_count;
+    if (evicted)
+        *evicted = evicted_count;
     self->touch_count = 0;
     msg_release (&reply);
+    if (miss_fn)
+        s_misses_report (self, unknown_count, evicted_count);
     return 0;
 }

@@ -6,7 +6,8 @@
     registry's sweep evicts them.  It follows its own node's removals
     with a lapse_sub_t.  A stale eviction of a busy client is a false
     eviction, so it is logged as an error.  A busy client that a touch
-    finds unknown is registered again.
+    finds unknown, or evicted when the registry keeps tombstones, is
+    registered again, and an evicted one is logged.
 */
 #include <czmq.h>
 #include <inttypes.h>
@@ -59,7 +60,7 @@ static setting_def_t s_settings[] = {
       "client id prefix, ids are PREFIX1 to PREFIXN (default NODE-c)" },
     { "duration", SETTING_DURATION, "0s", 0, 30LL * 86400 * 1000, false,
       "run time; 0 runs until SIGINT or SIGTERM" },
-    { "log-level", SETTING_STRING, "info", 0, 16, false,
+    { "log-level", SETTING_LOG_LEVEL, "info", 0, 0, false,
       "lowest level logged: debug, info, warn or error" },
     SETTING_END
 };
@@ -70,6 +71,8 @@ typedef struct {
     uint64_t evicted;           /* removals of this population's clients */
     uint64_t false_evictions;   /* stale evictions of busy clients */
     uint64_t reregistered;
+    uint64_t touched_evicted;   /* touched ids the registry reported
+                                   evicted */
     uint64_t lost_events;       /* events the registry no longer had */
     uint64_t sub_failures;
 } sim_counters_t;
@@ -134,15 +137,7 @@ s_client_number (sim_t *self, msg_str_t id)
 static int
 s_settings_check (sim_t *self, char *error, size_t error_size)
 {
-    log_level_t level;
-    const char *level_name = settings_string (self->settings, "log-level");
-    if (log_level_parse (level_name, &level) != 0) {
-        snprintf (error, error_size, "%s: invalid log-level \"%s\": "
-                  "expected debug, info, warn or error", PROGRAM,
-                  level_name);
-        return -1;
-    }
-    log_set_level (level);
+    log_set_level (settings_log_level (self->settings, "log-level"));
     if (settings_positional_count (self->settings) > 0) {
         snprintf (error, error_size, "%s: unexpected argument \"%s\": the "
                   "simulator takes options only (see --help)", PROGRAM,
@@ -259,8 +254,34 @@ s_clients_reregister (sim_t *self, const uint32_t *numbers, uint32_t count)
     }
 }
 
+/*  Adds the client numbers of the evicted ids of a touch result to
+    numbers, logging each busy one: the registry removed a client this
+    node still serves.  Returns the new count.  */
+static uint32_t
+s_evicted_collect (sim_t *self, const msg_result_t *result,
+                   uint32_t *numbers, uint32_t count)
+{
+    for (uint32_t index = 0; index < result->evicted_count; index++) {
+        uint32_t number = s_client_number (self, result->evicted[index]);
+        if (number == 0)
+            continue;
+        self->counters.touched_evicted++;
+        numbers[count++] = number;
+        if (number > self->busy_count)
+            continue;
+        char id[ID_BUFFER_SIZE];
+        log_warn ("touched client was evicted",
+                  "client=%s acked_touch_ms=%" PRId64 " action=%s",
+                  log_quote (msg_str_copy (result->evicted[index], id,
+                                           sizeof id)),
+                  self->acked_ms[number - 1], "register again");
+    }
+    return count;
+}
+
 /*  Sends the queued batch as one touch request.  lapse_request is used
-    instead of lapse_touch because its result names the unknown ids.  */
+    instead of lapse_touch because its result names the unknown and
+    evicted ids.  */
 static void
 s_batch_send (sim_t *self)
 {
@@ -295,11 +316,13 @@ s_batch_send (sim_t *self)
     }
 
     /*  Reply strings live only until the next request, so the unknown
-        ids are turned into numbers before registering any of them.  */
+        and evicted ids are turned into numbers before registering any of
+        them.  */
     self->counters.touches += count;
+    const msg_result_t *result = &reply.u.result;
+    unknown_count = s_evicted_collect (self, result, unknown, unknown_count);
     for (uint32_t index = 0; index < count; index++)
         self->acked_ms[self->batch[index] - 1] = sent_ms;
-    const msg_result_t *result = &reply.u.result;
     for (uint32_t index = 0; index < result->unknown_count; index++) {
         uint32_t number = s_client_number (self, result->unknown[index]);
         if (number)
@@ -423,11 +446,12 @@ s_summary_log (sim_t *self, const char *msg)
     log_info (msg, "node=%s registered=%" PRIu32 " busy=%" PRIu32
               " silent=%" PRIu32 " evicted=%" PRIu64
               " false_evictions=%" PRIu64 " reregistered=%" PRIu64
-              " touches=%" PRIu64 " touch_failures=%" PRIu64
-              " lost_events=%" PRIu64, self->node, registered,
-              self->busy_count, self->count - self->busy_count,
-              counters->evicted, counters->false_evictions,
-              counters->reregistered, counters->touches,
+              " touched_evicted=%" PRIu64 " touches=%" PRIu64
+              " touch_failures=%" PRIu64 " lost_events=%" PRIu64,
+              self->node, registered, self->busy_count,
+              self->count - self->busy_count, counters->evicted,
+              counters->false_evictions, counters->reregistered,
+              counters->touched_evicted, counters->touches,
               counters->touch_failures, counters->lost_events);
 }
 

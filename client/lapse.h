@@ -60,12 +60,29 @@ lapse_error (lapse_t *self);
 msg_error_code_t
 lapse_error_code (lapse_t *self);
 
+/*  Returns true when the last call failed because no reply came within
+    the timeout (see lapse_set_timeout), so that a caller can tell an
+    absent or stuck registry from other MSG_ERR_INTERNAL failures.  The
+    next call that sends or checks a request clears it.  */
+bool
+lapse_timed_out (lapse_t *self);
+
 /*  Registers id for this node with optional metadata; registering an id
     again refreshes its activity, node and metadata.  Sets *created when
     created is not NULL.  */
 int
 lapse_register (lapse_t *self, const char *id, const void *meta,
                 size_t meta_len, bool *created);
+
+/*  Like lapse_register, and gives the client its own stale-after
+    threshold in milliseconds, or 0 to follow the registry's default.
+    The registry rejects a threshold outside its client-stale-after-min
+    and client-stale-after-max settings with MSG_ERR_BAD_REQUEST.
+    Registering again without one puts the client back on the default.  */
+int
+lapse_register_stale_after (lapse_t *self, const char *id, const void *meta,
+                            size_t meta_len, int64_t stale_after_ms,
+                            bool *created);
 
 /*  Queues a touch of id and sends the batch when it is full.  A batch
     whose send timed out stays queued and is sent again first.  While it
@@ -74,9 +91,40 @@ int
 lapse_touch (lapse_t *self, const char *id);
 
 /*  Sends the queued touches and waits for the reply.  Sets *unknown
-    (when not NULL) to how many of them the registry did not know.  */
+    (when not NULL) to how many of them the registry did not record:
+    unknown and evicted ids together, as before registries reported
+    evicted ids apart.  lapse_flush_report counts the two apart, and a
+    miss handler gets each id.  */
 int
 lapse_flush (lapse_t *self, uint32_t *unknown);
+
+/*  Like lapse_flush, and sets *unknown and *evicted (each when not NULL)
+    to how many ids the registry did not know at all and how many it
+    keeps as tombstones of removed clients.  */
+int
+lapse_flush_report (lapse_t *self, uint32_t *unknown, uint32_t *evicted);
+
+/*  Why the registry did not record a touched id.  */
+typedef enum {
+    LAPSE_MISS_UNKNOWN,         /* not registered */
+    LAPSE_MISS_EVICTED          /* removed, and the registry keeps its
+                                   tombstone (registry setting
+                                   tombstones=on) */
+} lapse_miss_t;
+
+/*  Called once per touched id that the registry did not record.  id is
+    valid only during the call.  */
+typedef void (lapse_miss_fn) (const char *id, lapse_miss_t miss, void *arg);
+
+/*  Sets fn (NULL for none) to be called for each id that a flush of
+    touches did not record: lapse_flush, lapse_flush_report, and the
+    flush that lapse_touch makes when the batch is full, whose counts
+    are otherwise lost.  A node usually registers such an id again.  fn
+    runs after the flush finished, so it may call lapse_register and
+    lapse_request on this connection, but not lapse_touch or lapse_flush.
+    Returns 0, or -1 when out of memory.  */
+int
+lapse_set_miss_handler (lapse_t *self, lapse_miss_fn *fn, void *arg);
 
 /*  Removes id; the registry writes a "deregistered" event.  */
 int
@@ -107,6 +155,14 @@ lapse_sub_destroy (lapse_sub_t **self_p);
     event reveals.  */
 void
 lapse_sub_set_replay_interval (lapse_sub_t *self, int interval_ms);
+
+/*  Sets whether a subscription from seq 0 reports the events that the
+    registry no longer retains (seqs 1 to its oldest retained seq minus
+    1) as a gap, as a subscription from a later seq always does.  Off by
+    default, so that seq 0 means "from the oldest event retained".  Call
+    before the first lapse_sub_next.  */
+void
+lapse_sub_set_gap_from_start (lapse_sub_t *self, bool report);
 
 /*  Waits up to timeout_ms for the next event in seq order and copies it
     into *event, whose strings point into storage owned by the

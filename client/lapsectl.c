@@ -1,9 +1,10 @@
 /*  lapsectl: operator command line for the Lapse registry.
 
-    One command per run.  list, get, stats, sweep, evict, events and tail
-    are for operators; register, touch and deregister let tests and
-    scripts act as an API node.  Output is aligned columns with UTC
-    ISO-8601 times, or one JSON object per line with --json.
+    One command per run.  list, get, stats, sweep, brake, evict, events,
+    tail and tombstones are for operators; register, touch and
+    deregister let tests and scripts act as an API node.  Output is
+    aligned columns with UTC ISO-8601 times, or one JSON object per line
+    with --json.
 
     Exit status: 0 on success, 1 when the registry returned an error or
     did not reply in time, 2 on a usage error.
@@ -41,8 +42,7 @@ static const setting_def_t s_settings[] = {
     { "json", SETTING_BOOL, "false", 0, 0, false,
       "print one JSON object per line instead of tables" },
     { "node", SETTING_STRING, NULL, 0, MSG_NODE_MAX, false,
-      "API node: filter for list, events and tail; owner for register "
-      "and touch" },
+      "API node: filter for list, events and tail; owner for register" },
     { "limit", SETTING_UINT, "100", 1, MSG_PAGE_MAX, false,
       "clients or events per page" },
     { "after", SETTING_STRING, NULL, 0, MSG_ID_MAX, false,
@@ -55,7 +55,14 @@ static const setting_def_t s_settings[] = {
       "sweep: report the stale clients without removing them" },
     { "meta", SETTING_STRING, NULL, 0, MSG_META_MAX, false,
       "register: client metadata, as text" },
-    { "log-level", SETTING_STRING, "warn", 0, 16, false,
+    { "stale-after", SETTING_DURATION, NULL, 1, 0, false,
+      "register: the client's own stale-after threshold, within the "
+      "registry's client-stale-after-min and -max (default: the "
+      "registry's stale-after)" },
+    { "for", SETTING_DURATION, NULL, 1000, MSG_BRAKE_FOR_MAX_MS, false,
+      "brake release: lift the brake for this long instead of for the "
+      "next sweep only" },
+    { "log-level", SETTING_LOG_LEVEL, "warn", 0, 0, false,
       "lowest level logged on stderr: debug, info, warn or error" },
     SETTING_END
 };
@@ -260,6 +267,8 @@ s_client_print_json (const msg_client_t *client)
     s_json_view (client->node);
     printf (",\"registered_ms\":%" PRId64 ",\"last_activity_ms\":%" PRId64,
             client->registered_ms, client->last_activity_ms);
+    if (client->stale_after_ms > 0)
+        printf (",\"stale_after_ms\":%" PRId64, client->stale_after_ms);
     if (client->meta.len > 0 && s_meta_is_text (client->meta)) {
         printf (",\"meta\":");
         s_json_view (client->meta);
@@ -274,8 +283,20 @@ s_client_print_json (const msg_client_t *client)
 }
 
 static const char *const s_client_header[] = {
-    "ID", "NODE", "LAST ACTIVITY", "IDLE", "REGISTERED", "META"
+    "ID", "NODE", "LAST ACTIVITY", "IDLE", "STALE AFTER", "REGISTERED",
+    "META"
 };
+
+/*  Formats a client's own threshold as a duration, "default" for none.  */
+static char *
+s_threshold_format (int64_t stale_after_ms, char *buffer, size_t size)
+{
+    if (stale_after_ms <= 0)
+        snprintf (buffer, size, "default");
+    else
+        settings_format_duration (stale_after_ms, buffer, size);
+    return buffer;
+}
 
 static int
 s_client_row_add (table_t *table, const msg_client_t *client, int64_t now)
@@ -284,6 +305,7 @@ s_client_row_add (table_t *table, const msg_client_t *client, int64_t now)
     char node[MSG_NODE_MAX + 1];
     char activity[40];
     char idle[32];
+    char threshold[32];
     char registered[40];
     char meta[META_COLUMN_MAX + 8];
     const char *row[] = {
@@ -291,6 +313,8 @@ s_client_row_add (table_t *table, const msg_client_t *client, int64_t now)
         msg_str_copy (client->node, node, sizeof node),
         s_time_format (client->last_activity_ms, activity, sizeof activity),
         s_age_format (now - client->last_activity_ms, idle, sizeof idle),
+        s_threshold_format (client->stale_after_ms, threshold,
+                            sizeof threshold),
         s_time_format (client->registered_ms, registered, sizeof registered),
         s_meta_format (client->meta, meta, sizeof meta)
     };
@@ -367,6 +391,21 @@ s_usage_error (ctl_t *ctl, const char *format, ...)
     return CTL_USAGE;
 }
 
+/*  Prints that the registry did not reply in time, which most often
+    means that no registry listens on the endpoint.  Returns CTL_FAILED.  */
+static int
+s_no_reply (ctl_t *ctl, const char *argument)
+{
+    fprintf (stderr, "%s: %s", PROGRAM, ctl->command->name);
+    if (argument)
+        fprintf (stderr, " \"%s\"", argument);
+    fprintf (stderr, ": no reply from %s within %" PRId64 " ms; is "
+             "lapse-registry running there?\n",
+             settings_string (ctl->settings, "commands"),
+             settings_duration (ctl->settings, "timeout"));
+    return CTL_FAILED;
+}
+
 /*  Prints the library's error for a failed request on stderr, naming the
     command and, when given, its argument.  Returns CTL_FAILED.  */
 static int
@@ -374,6 +413,9 @@ s_request_failed (ctl_t *ctl, const char *argument)
 {
     const char *code = msg_error_code_name (lapse_error_code (ctl->lapse));
     const char *message = lapse_error (ctl->lapse);
+
+    if (lapse_timed_out (ctl->lapse))
+        return s_no_reply (ctl, argument);
 
     /*  The library words an error reply as "registry returned CODE:
         MESSAGE"; the code is printed separately, so only the registry's
@@ -504,7 +546,7 @@ s_cmd_list (ctl_t *ctl)
     char cursor[MSG_ID_MAX + 1];
     snprintf (cursor, sizeof cursor, "%s", after ? after : "");
     bool all = settings_bool (ctl->settings, "all");
-    table_t *table = s_table_new (6);
+    table_t *table = s_table_new (7);
     if (!table || s_table_add (table, s_client_header) != 0)
         rc = CTL_FAILED;
 
@@ -512,6 +554,115 @@ s_cmd_list (ctl_t *ctl)
         page line up.  */
     while (rc == 0) {
         rc = s_list_page (ctl, node, cursor, sizeof cursor, table);
+        if (!all || !cursor[0])
+            break;
+    }
+
+    if (rc == 0 && !ctl->json)
+        s_table_print (table);
+    if (rc == 0 && cursor[0] && ctl->json) {
+        printf ("{\"next\":");
+        s_json_string (cursor, strlen (cursor));
+        printf ("}\n");
+    }
+    else if (rc == 0 && cursor[0])
+        printf ("next: %s\n", cursor);
+    s_table_destroy (&table);
+    return rc;
+}
+
+static const char *const s_tombstone_header[] = {
+    "ID", "NODE", "REASON", "REMOVED", "SEQ", "LAST ACTIVITY"
+};
+
+static int
+s_tombstone_row_add (table_t *table, const msg_tombstone_t *tombstone)
+{
+    char id[MSG_ID_MAX + 1];
+    char node[MSG_NODE_MAX + 1];
+    char removed[40];
+    char seq[24];
+    char activity[40];
+    snprintf (seq, sizeof seq, "%" PRIu64, tombstone->seq);
+    const char *row[] = {
+        msg_str_copy (tombstone->id, id, sizeof id),
+        msg_str_copy (tombstone->node, node, sizeof node),
+        msg_reason_name (tombstone->reason),
+        s_time_format (tombstone->removed_ms, removed, sizeof removed),
+        seq,
+        s_time_format (tombstone->last_activity_ms, activity,
+                       sizeof activity)
+    };
+    return s_table_add (table, row);
+}
+
+static void
+s_tombstone_print_json (const msg_tombstone_t *tombstone)
+{
+    printf ("{\"id\":");
+    s_json_view (tombstone->id);
+    printf (",\"node\":");
+    s_json_view (tombstone->node);
+    printf (",\"reason\":\"%s\",\"last_activity_ms\":%" PRId64
+            ",\"removed_ms\":%" PRId64 ",\"seq\":%" PRIu64 "}\n",
+            msg_reason_name (tombstone->reason), tombstone->last_activity_ms,
+            tombstone->removed_ms, tombstone->seq);
+}
+
+/*  Requests one page of tombstones after cursor and adds it to the
+    output.  Copies the next page's cursor into cursor, "" on the last
+    page.  */
+static int
+s_tombstones_page (ctl_t *ctl, const char *node, char *cursor, size_t size,
+                   table_t *table)
+{
+    msg_t request;
+    msg_t reply;
+    memset (&request, 0, sizeof request);
+    request.type = MSG_TOMBSTONES;
+    request.u.tombstones.limit
+        = (uint32_t) settings_uint (ctl->settings, "limit");
+    request.u.tombstones.after = msg_str (cursor);
+    request.u.tombstones.node = msg_str (node);
+    int rc = s_request (ctl, &request, &reply, NULL);
+    if (rc != 0)
+        return rc;
+
+    const msg_result_t *result = &reply.u.result;
+    for (uint32_t index = 0; index < result->tombstones_count && rc == 0;
+         index++) {
+        if (ctl->json)
+            s_tombstone_print_json (&result->tombstones[index]);
+        else if (s_tombstone_row_add (table, &result->tombstones[index]))
+            rc = CTL_FAILED;
+    }
+    msg_str_copy (result->next, cursor, size);
+    msg_release (&reply);
+    return rc;
+}
+
+static int
+s_cmd_tombstones (ctl_t *ctl)
+{
+    const char *node;
+    int rc = s_node_get (ctl, false, &node);
+    const char *after = settings_string (ctl->settings, "after");
+    if (rc == 0 && after)
+        rc = s_id_check (ctl, "--after client id", after);
+    if (rc == 0)
+        rc = s_connect (ctl, NULL);
+    if (rc != 0)
+        return rc;
+
+    char cursor[MSG_ID_MAX + 1];
+    snprintf (cursor, sizeof cursor, "%s", after ? after : "");
+    bool all = settings_bool (ctl->settings, "all");
+    table_t *table = s_table_new (6);
+    if (!table || s_table_add (table, s_tombstone_header) != 0)
+        rc = CTL_FAILED;
+
+    while (rc == 0) {
+        rc = s_tombstones_page (ctl, node, cursor, sizeof cursor, table);
         if (!all || !cursor[0])
             break;
     }
@@ -550,6 +701,9 @@ s_client_print_text (const msg_client_t *client)
                            sizeof time_text),
             s_age_format (now - client->last_activity_ms, age_text,
                           sizeof age_text));
+    printf ("stale after    %s\n",
+            s_threshold_format (client->stale_after_ms, age_text,
+                                sizeof age_text));
     if (client->meta.len > 0)
         printf ("meta           %s\n",
                 s_meta_format (client->meta, meta, sizeof meta));
@@ -684,6 +838,76 @@ s_cmd_sweep (ctl_t *ctl)
         return rc;
 
     s_sweep_print (ctl, &reply.u.result);
+    msg_release (&reply);
+    return CTL_OK;
+}
+
+static void
+s_brake_print_json (const msg_brake_state_t *brake)
+{
+    printf ("{\"enabled\":%s,\"engaged\":%s,\"share\":%" PRIu32
+            ",\"min_clients\":%" PRIu64 ",\"clients\":%" PRIu64
+            ",\"stale\":%" PRIu64 ",\"limit\":%" PRIu64
+            ",\"held_back\":%" PRIu64 ",\"release_next\":%s"
+            ",\"release_left_ms\":%" PRIu64 "}\n",
+            brake->enabled ? "true" : "false",
+            brake->engaged ? "true" : "false", brake->share,
+            brake->min_clients, brake->clients, brake->stale, brake->limit,
+            brake->held_back, brake->release_next ? "true" : "false",
+            brake->release_left_ms);
+}
+
+static void
+s_brake_print_text (const msg_brake_state_t *brake)
+{
+    printf ("brake: %s, %s\n", brake->enabled ? "on" : "off",
+            brake->engaged ? "engaged" : "not engaged");
+    printf ("latest sweep: %" PRIu64 " stale of %" PRIu64 " clients, limit %"
+            PRIu64 ", held back %" PRIu64 "\n",
+            brake->stale, brake->clients, brake->limit, brake->held_back);
+    printf ("rule: at most %" PRIu32 " %% of the clients per sweep, "
+            "registries under %" PRIu64 " clients exempt\n",
+            brake->share, brake->min_clients);
+    if (brake->release_left_ms > 0)
+        printf ("released: for %" PRIu64 " s more%s\n",
+                (brake->release_left_ms + 999) / 1000,
+                brake->release_next ? ", and for the next sweep" : "");
+    else if (brake->release_next)
+        printf ("released: for the next sweep\n");
+    else
+        printf ("released: no\n");
+}
+
+/*  brake status | brake release [--for DURATION]  */
+static int
+s_cmd_brake (ctl_t *ctl)
+{
+    const char *action = s_argument (ctl, 0);
+    msg_t request;
+    msg_t reply;
+    memset (&request, 0, sizeof request);
+    request.type = MSG_BRAKE;
+    request.u.brake.for_ms = settings_duration (ctl->settings, "for");
+    if (streq (action, "status"))
+        request.u.brake.action = MSG_BRAKE_STATUS;
+    else if (streq (action, "release"))
+        request.u.brake.action = MSG_BRAKE_RELEASE;
+    else
+        return s_usage_error (ctl, "invalid action \"%s\": expected status "
+                              "or release", action);
+    if (request.u.brake.for_ms && request.u.brake.action != MSG_BRAKE_RELEASE)
+        return s_usage_error (ctl, "--for applies to release only");
+
+    int rc = s_connect (ctl, NULL);
+    if (rc == 0)
+        rc = s_request (ctl, &request, &reply, action);
+    if (rc != 0)
+        return rc;
+
+    if (ctl->json)
+        s_brake_print_json (&reply.u.result.brake);
+    else
+        s_brake_print_text (&reply.u.result.brake);
     msg_release (&reply);
     return CTL_OK;
 }
@@ -939,29 +1163,43 @@ s_cmd_register (ctl_t *ctl)
         return rc;
 
     const char *meta = settings_string (ctl->settings, "meta");
+    int64_t stale_after_ms = settings_duration (ctl->settings, "stale-after");
     bool created = false;
-    if (lapse_register (ctl->lapse, id, meta, meta ? strlen (meta) : 0,
-                        &created) != 0)
+    if (lapse_register_stale_after (ctl->lapse, id, meta,
+                                    meta ? strlen (meta) : 0, stale_after_ms,
+                                    &created) != 0)
         return s_request_failed (ctl, id);
 
+    char threshold[32];
+    s_threshold_format (stale_after_ms, threshold, sizeof threshold);
     if (ctl->json) {
         printf ("{\"id\":");
         s_json_string (id, strlen (id));
         printf (",\"node\":");
         s_json_string (node, strlen (node));
+        if (stale_after_ms > 0)
+            printf (",\"stale_after_ms\":%" PRId64, stale_after_ms);
         printf (",\"created\":%s}\n", created ? "true" : "false");
     }
     else
-        printf ("registered %s on node %s (%s)\n", id, node,
+        printf ("registered %s on node %s, stale after %s (%s)\n", id, node,
+                threshold,
                 created ? "created" : "already registered, refreshed");
     return CTL_OK;
 }
 
-/*  Touches count ids, at most MSG_TOUCH_IDS_MAX, and prints each id the
-    registry does not know on stderr.  Adds to *touched and *unknown.  */
+/*  Touch totals over every batch.  */
+typedef struct {
+    uint64_t touched;
+    uint64_t unknown;
+    uint64_t evicted;
+} touch_totals_t;
+
+/*  Touches count ids, at most MSG_TOUCH_IDS_MAX, prints each id the
+    registry did not record on stderr, and adds to *totals.  */
 static int
 s_touch_batch (ctl_t *ctl, msg_str_t *ids, uint32_t count,
-               uint64_t *touched, uint64_t *unknown)
+               touch_totals_t *totals)
 {
     msg_t request;
     msg_t reply;
@@ -974,13 +1212,20 @@ s_touch_batch (ctl_t *ctl, msg_str_t *ids, uint32_t count,
         return rc;
 
     const msg_result_t *result = &reply.u.result;
-    *touched += result->touched;
-    *unknown += result->unknown_count;
+    totals->touched += result->touched;
+    totals->unknown += result->unknown_count;
+    totals->evicted += result->evicted_count;
     for (uint32_t index = 0; index < result->unknown_count; index++)
         fprintf (stderr, "%s: touch \"%.*s\": %s: client is not "
                  "registered\n", PROGRAM, (int) result->unknown[index].len,
                  result->unknown[index].ptr,
                  msg_error_code_name (MSG_ERR_UNKNOWN_CLIENT));
+    for (uint32_t index = 0; index < result->evicted_count; index++)
+        fprintf (stderr, "%s: touch \"%.*s\": %s: client was removed; "
+                 "\"%s get ID\" shows when and why, and registering it "
+                 "again revives it\n", PROGRAM,
+                 (int) result->evicted[index].len, result->evicted[index].ptr,
+                 msg_error_code_name (MSG_ERR_EVICTED), PROGRAM);
     msg_release (&reply);
     return 0;
 }
@@ -988,19 +1233,19 @@ s_touch_batch (ctl_t *ctl, msg_str_t *ids, uint32_t count,
 static int
 s_cmd_touch (ctl_t *ctl)
 {
+    /*  A touch carries ids only, because the registry stores each
+        client's node at registration, so --node is accepted and unused.  */
     size_t count = settings_positional_count (ctl->settings) - 1;
-    const char *node;
-    int rc = s_node_get (ctl, true, &node);
+    int rc = 0;
     for (size_t index = 0; index < count && rc == 0; index++)
         rc = s_id_check (ctl, "client id", s_argument (ctl, index));
     if (rc == 0)
-        rc = s_connect (ctl, node);
+        rc = s_connect (ctl, NULL);
     if (rc != 0)
         return rc;
 
     msg_str_t ids[MSG_TOUCH_IDS_MAX];
-    uint64_t touched = 0;
-    uint64_t unknown = 0;
+    touch_totals_t totals = { 0, 0, 0 };
     for (size_t start = 0; start < count && rc == 0;
          start += MSG_TOUCH_IDS_MAX) {
         uint32_t batch = (uint32_t) (count - start < MSG_TOUCH_IDS_MAX
@@ -1008,17 +1253,19 @@ s_cmd_touch (ctl_t *ctl)
                                          : MSG_TOUCH_IDS_MAX);
         for (uint32_t index = 0; index < batch; index++)
             ids[index] = msg_str (s_argument (ctl, start + index));
-        rc = s_touch_batch (ctl, ids, batch, &touched, &unknown);
+        rc = s_touch_batch (ctl, ids, batch, &totals);
     }
     if (rc != 0)
         return rc;
 
     if (ctl->json)
-        printf ("{\"touched\":%" PRIu64 ",\"unknown\":%" PRIu64 "}\n",
-                touched, unknown);
+        printf ("{\"touched\":%" PRIu64 ",\"unknown\":%" PRIu64
+                ",\"evicted\":%" PRIu64 "}\n",
+                totals.touched, totals.unknown, totals.evicted);
     else
-        printf ("touched %" PRIu64 " of %zu clients\n", touched, count);
-    return unknown ? CTL_FAILED : CTL_OK;
+        printf ("touched %" PRIu64 " of %zu clients\n", totals.touched,
+                count);
+    return totals.unknown || totals.evicted ? CTL_FAILED : CTL_OK;
 }
 
 static const ctl_command_t s_commands[] = {
@@ -1028,16 +1275,22 @@ static const ctl_command_t s_commands[] = {
     { "stats", "", 0, 0, s_cmd_stats, "show the registry's counters" },
     { "sweep", "[--dry-run]", 0, 0, s_cmd_sweep,
       "start a sweep now, or list what it would remove" },
+    { "brake", "status | release [--for DURATION]", 1, 1, s_cmd_brake,
+      "show the eviction brake, or lift it for the next sweep or for "
+      "DURATION" },
     { "evict", "ID", 1, 1, s_cmd_evict,
       "remove a client as an operator (event reason \"operator\")" },
     { "events", "[--since N] [--limit N] [--node N] [--all]", 0, 0,
       s_cmd_events, "list retained removal events after seq N" },
     { "tail", "[--since N] [--node N]", 0, 0, s_cmd_tail,
       "follow removal events until SIGINT; without --since, from now" },
-    { "register", "ID --node N [--meta TEXT]", 1, 1, s_cmd_register,
-      "register a client for node N" },
-    { "touch", "ID... --node N", 1, SIZE_MAX, s_cmd_touch,
-      "record activity of clients; exit 1 if any is unknown" },
+    { "tombstones", "[--node N] [--limit N] [--after ID] [--all]", 0, 0,
+      s_cmd_tombstones,
+      "list removed clients that the registry keeps as tombstones" },
+    { "register", "ID --node N [--meta TEXT] [--stale-after DURATION]", 1,
+      1, s_cmd_register, "register a client for node N" },
+    { "touch", "ID...", 1, SIZE_MAX, s_cmd_touch,
+      "record activity of clients; exit 1 if any is unknown or evicted" },
     { "deregister", "ID", 1, 1, s_cmd_deregister,
       "remove a client (event reason \"deregistered\")" },
 };
@@ -1112,14 +1365,7 @@ s_ctl_run (ctl_t *ctl)
         s_help_print ();
         return CTL_OK;
     }
-    log_level_t level;
-    const char *level_name = settings_string (ctl->settings, "log-level");
-    if (log_level_parse (level_name, &level) != 0) {
-        fprintf (stderr, "%s: invalid log-level \"%s\": expected debug, "
-                 "info, warn or error\n", PROGRAM, level_name);
-        return CTL_USAGE;
-    }
-    log_set_level (level);
+    log_set_level (settings_log_level (ctl->settings, "log-level"));
     int rc = s_command_find (ctl);
     if (rc != 0)
         return rc;

@@ -60,6 +60,7 @@ struct lapse_sub_t {
     uint64_t replay_since;          /* of the replay in flight */
     int64_t replay_sent_at;
     int replay_interval_ms;
+    bool gap_from_start;            /* report events lost before seq 1 */
     bool gap_reported;
     uint64_t gap_first;
     uint64_t gap_last;
@@ -159,6 +160,12 @@ void
 lapse_sub_set_replay_interval (lapse_sub_t *self, int interval_ms)
 {
     self->replay_interval_ms = interval_ms < 1 ? 1 : interval_ms;
+}
+
+void
+lapse_sub_set_gap_from_start (lapse_sub_t *self, bool report)
+{
+    self->gap_from_start = report;
 }
 
 bool
@@ -300,11 +307,17 @@ s_known_after_queue (lapse_sub_t *self)
 static void
 s_check_retention (lapse_sub_t *self, const msg_result_t *page)
 {
-    /*  A subscription from seq 0 asked for whatever is retained.  */
-    if (page->first_seq == 0 || self->known_seq == 0)
+    /*  first_seq is 0 when the registry retains no event at all.  Then
+        the oldest seq that can still come is the one after its newest.  */
+    uint64_t first_seq = page->first_seq > 0 ? page->first_seq
+                                             : page->last_seq + 1;
+
+    /*  A subscription from seq 0 requests whatever is retained, unless
+        its caller set gap_from_start to learn of the events before.  */
+    if (self->known_seq == 0 && !self->gap_from_start)
         return;
     uint64_t known = s_known_after_queue (self);
-    if (page->first_seq <= known + 1)
+    if (first_seq <= known + 1)
         return;
 
     /*  Following one node, the first event's prev shows whether any of
@@ -314,9 +327,9 @@ s_check_retention (lapse_sub_t *self, const msg_result_t *page)
         && page->events[0].prev <= known)
         return;
 
-    event_queue_drop_range (self->queue, known + 1, page->first_seq - 1);
-    event_queue_insert_gap (self->queue, known + 1, page->first_seq - 1);
-    self->known_seq = page->first_seq - 1;
+    event_queue_drop_range (self->queue, known + 1, first_seq - 1);
+    event_queue_insert_gap (self->queue, known + 1, first_seq - 1);
+    self->known_seq = first_seq - 1;
 }
 
 /*  Queues the events of a replay page and moves known_seq past them.  */

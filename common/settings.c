@@ -67,6 +67,8 @@ struct settings_t {
     char **flags;               /* text given by flag at start, or NULL */
     char *config_flag;          /* --config PATH, or NULL */
     char *config_path;          /* the file last read, or NULL */
+    char **file_texts;          /* value of each key in the file at the
+                                   last read, NULL when absent */
     bool help;
     char **positional;
     size_t positional_count;
@@ -307,6 +309,9 @@ s_describe_allowed (const setting_def_t *def, char *buffer, size_t size)
                       "tcp://, ipc:// or inproc:// followed by an address, "
                       "at most %zu bytes in all", s_text_max (def));
             break;
+        case SETTING_LOG_LEVEL:
+            snprintf (buffer, size, "debug, info, warn or error");
+            break;
     }
 }
 
@@ -415,6 +420,7 @@ s_parse_value (const setting_def_t *def, const char *text,
                setting_value_t *value)
 {
     setting_value_t parsed = { .has_value = true };
+    log_level_t level = LOG_LEVEL_INFO;
     int rc = -1;
 
     switch (def->type) {
@@ -437,11 +443,17 @@ s_parse_value (const setting_def_t *def, const char *text,
         case SETTING_ENDPOINT:
             rc = s_check_endpoint (def, text);
             break;
+        case SETTING_LOG_LEVEL:
+            rc = log_level_parse (text, &level);
+            parsed.number = (uint64_t) level;
+            break;
     }
     if (rc != 0)
         return -1;
 
-    if (def->type == SETTING_STRING || def->type == SETTING_ENDPOINT)
+    /*  A log level keeps its text too, for settings_log.  */
+    if (def->type == SETTING_STRING || def->type == SETTING_ENDPOINT
+        || def->type == SETTING_LOG_LEVEL)
         parsed.text = s_strdup (text);
     *value = parsed;
     return 0;
@@ -726,6 +738,73 @@ s_config_read (settings_t *self, config_read_t *config, char *error,
     return 0;
 }
 
+/*  Returns the text of the setting at index in the config file just
+    read, or NULL when the file has no key for it.  */
+static const char *
+s_file_text (settings_t *self, size_t index, config_read_t *config)
+{
+    zconfig_t *key = config->section
+                         ? zconfig_locate (config->section,
+                                           self->defs [index].name)
+                         : NULL;
+    if (key == NULL)
+        return NULL;
+    return zconfig_value (key) ? zconfig_value (key) : "";
+}
+
+/*  Keeps the file's text of every setting, so that a reload can tell
+    which of them an edit of the file changed.  */
+static void
+s_remember_file (settings_t *self, config_read_t *config)
+{
+    for (size_t index = 0; index < self->count; index++) {
+        const char *text = s_file_text (self, index, config);
+        free (self->file_texts [index]);
+        self->file_texts [index] = text ? s_strdup (text) : NULL;
+    }
+}
+
+static bool
+s_text_equal (const char *one, const char *other)
+{
+    if (one == NULL || other == NULL)
+        return one == other;
+    return strcmp (one, other) == 0;
+}
+
+/*  Warns about each setting whose value in the file changed since the
+    last read but cannot take effect: a flag or environment variable
+    wins over the file, or the setting is read only at start.  */
+static void
+s_warn_ignored_changes (settings_t *self, config_read_t *config)
+{
+    char env_name [SETTING_ENV_NAME_SIZE];
+    char source [SETTING_ENV_NAME_SIZE + 16];
+
+    for (size_t index = 0; index < self->count; index++) {
+        const setting_def_t *def = &self->defs [index];
+        const char *text = s_file_text (self, index, config);
+        if (s_text_equal (text, self->file_texts [index]))
+            continue;
+
+        s_env_name (def->name, env_name, sizeof env_name);
+        if (self->flags [index] || getenv (env_name)) {
+            s_describe_source (self, def, self->flags [index]
+                                              ? SOURCE_FLAG
+                                              : SOURCE_ENVIRONMENT,
+                               NULL, source, sizeof source);
+            log_warn ("configuration value overridden",
+                      "setting=%s file_value=%s source=%s", def->name,
+                      log_quote (text), log_quote (source));
+        }
+        else
+        if (!def->reloadable)
+            log_warn ("configuration value needs a restart",
+                      "setting=%s file_value=%s", def->name,
+                      log_quote (text));
+    }
+}
+
 /*  Reads the setting at index from its source of highest precedence into
     *value.  With config NULL only the default is read, for --help.  */
 static int
@@ -781,9 +860,11 @@ s_new (const char *program, const char *section, const setting_def_t *defs,
     /*  One extra slot keeps calloc from being asked for zero bytes.  */
     self->values = calloc (self->count + 1, sizeof *self->values);
     self->flags = calloc (self->count + 1, sizeof *self->flags);
+    self->file_texts = calloc (self->count + 1, sizeof *self->file_texts);
     self->positional = calloc ((size_t) (argc > 0 ? argc : 1),
                                sizeof *self->positional);
-    if (!self->values || !self->flags || !self->positional)
+    if (!self->values || !self->flags || !self->file_texts
+        || !self->positional)
         settings_destroy (&self);
     return self;
 }
@@ -826,6 +907,7 @@ settings_load (const char *program,
             goto failed;
         }
     }
+    s_remember_file (self, &config);
     self->config_path = config.path;
     config.path = NULL;
     s_config_release (&config);
@@ -847,10 +929,14 @@ settings_destroy (settings_t **self_p)
         s_value_clear (&self->values [index]);
     for (size_t index = 0; self->flags && index < self->count; index++)
         free (self->flags [index]);
+    for (size_t index = 0; self->file_texts && index < self->count;
+         index++)
+        free (self->file_texts [index]);
     for (size_t index = 0; index < self->positional_count; index++)
         free (self->positional [index]);
     free (self->values);
     free (self->flags);
+    free (self->file_texts);
     free (self->positional);
     free (self->program);
     free (self->section);
@@ -906,6 +992,8 @@ settings_reload (settings_t *self, char *error, size_t error_size)
 
     if (rc == 0) {
         rc = s_commit_reload (self, fresh);
+        s_warn_ignored_changes (self, &config);
+        s_remember_file (self, &config);
         free (self->config_path);
         self->config_path = config.path;
         config.path = NULL;
@@ -958,6 +1046,14 @@ settings_bool (settings_t *self, const char *name)
     return self->values [index].boolean;
 }
 
+log_level_t
+settings_log_level (settings_t *self, const char *name)
+{
+    size_t index = s_lookup (self, name, SETTING_LOG_LEVEL,
+                             SETTING_LOG_LEVEL);
+    return (log_level_t) self->values [index].number;
+}
+
 const char *
 settings_string (settings_t *self, const char *name)
 {
@@ -1006,6 +1102,7 @@ s_value_text (settings_t *self, size_t index, char *buffer, size_t size)
             return value->boolean ? "true" : "false";
         case SETTING_STRING:
         case SETTING_ENDPOINT:
+        case SETTING_LOG_LEVEL:
             break;
     }
     return log_quote (value->text);
@@ -1043,6 +1140,8 @@ s_placeholder (setting_type_t type)
             return "[=BOOL]";
         case SETTING_ENDPOINT:
             return " ENDPOINT";
+        case SETTING_LOG_LEVEL:
+            return " LEVEL";
     }
     return "";
 }

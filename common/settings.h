@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "log.h"
+
 typedef enum {
     SETTING_DURATION,   /* milliseconds; min and max in milliseconds,
                            inclusive; max 0 = no upper limit */
@@ -27,8 +29,10 @@ typedef enum {
     SETTING_STRING,     /* any string; max is the maximum length, 0 = 4096 */
     SETTING_BOOL,       /* true/false, yes/no, on/off, 1/0; a bare flag
                            on the command line means true */
-    SETTING_ENDPOINT    /* a ZeroMQ endpoint: tcp://, ipc:// or inproc://
+    SETTING_ENDPOINT,   /* a ZeroMQ endpoint: tcp://, ipc:// or inproc://
                            and an address; max as for SETTING_STRING */
+    SETTING_LOG_LEVEL   /* debug, info, warn or error, read with
+                           settings_log_level; min and max unused */
 } setting_type_t;
 
 typedef struct {
@@ -73,7 +77,12 @@ settings_destroy (settings_t **self_p);
 /*  Re-reads the environment and config file for the settings marked
     reloadable; a flag given at start still wins.  Returns 1 when any
     reloadable value changed, 0 when none did, or -1 on an invalid value,
-    with the message in error and every value left as it was.  */
+    with the message in error and every value left as it was.
+    A config file value that changed since the last read but cannot take
+    effect is logged as a warning: msg="configuration value overridden"
+    when a flag or environment variable wins over it, and
+    msg="configuration value needs a restart" when the setting is not
+    reloadable.  */
 int
 settings_reload (settings_t *self, char *error, size_t error_size);
 
@@ -85,6 +94,8 @@ uint64_t
 settings_uint (settings_t *self, const char *name);
 bool
 settings_bool (settings_t *self, const char *name);
+log_level_t
+settings_log_level (settings_t *self, const char *name);
 
 /*  Returns the string or endpoint value, or NULL when the setting has no
     default and was not given.  The pointer stays valid until the next

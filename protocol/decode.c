@@ -139,7 +139,19 @@ s_read_code (s_decoder_t *decoder, const msgpack_object *object,
         return s_fail_name (decoder, name,
                             "one of bad_request, unsupported_version,"
                             " unknown_type, limit_exceeded,"
-                            " unknown_client, busy, internal");
+                            " unknown_client, busy, internal, evicted");
+    return 0;
+}
+
+static int
+s_read_brake_action (s_decoder_t *decoder, const msgpack_object *object,
+                     msg_brake_action_t *action)
+{
+    msg_str_t name;
+    if (s_read_str (decoder, object, &name))
+        return -1;
+    if (msg_brake_action_parse (name, action))
+        return s_fail_name (decoder, name, "one of status, release");
     return 0;
 }
 
@@ -207,7 +219,8 @@ s_read_struct (s_decoder_t *decoder, const msgpack_object *object,
     return s_read_map (decoder, object, schema, target, NULL);
 }
 
-/*  Reads an array of maps of one schema: clients or events.  */
+/*  Reads an array of maps of one schema: clients, events or
+    tombstones.  */
 static int
 s_read_structs (s_decoder_t *decoder, const msg_field_t *field,
                 const msgpack_object *object, const msg_schema_t *schema,
@@ -312,6 +325,8 @@ s_read_field (s_decoder_t *decoder, const msg_field_t *field,
         return s_read_reason (decoder, object, value);
     case MSG_KIND_CODE:
         return s_read_code (decoder, object, value);
+    case MSG_KIND_BRAKE_ACTION:
+        return s_read_brake_action (decoder, object, value);
     case MSG_KIND_ID_ARRAY:
         return s_read_ids (decoder, field, object, value, count);
     case MSG_KIND_CLIENT:
@@ -325,6 +340,11 @@ s_read_field (s_decoder_t *decoder, const msg_field_t *field,
         rc = s_read_structs (decoder, field, object, &msg_schema_event,
                              sizeof (msg_event_t), &items, count);
         *(msg_event_t **) value = items;
+        return rc;
+    case MSG_KIND_TOMBSTONE_ARRAY:
+        rc = s_read_structs (decoder, field, object, &msg_schema_tombstone,
+                             sizeof (msg_tombstone_t), &items, count);
+        *(msg_tombstone_t **) value = items;
         return rc;
     case MSG_KIND_STATS:
         return s_read_stats (decoder, object, value, count);
@@ -591,7 +611,8 @@ s_check_cmd (s_decoder_t *decoder, const s_header_t *header)
     if (msg_type_parse (name, &type) || !msg_type_is_command (type))
         return s_fail_name (decoder, name,
                             "a command name: register, touch, deregister,"
-                            " evict, get, list, stats, sweep or events");
+                            " evict, get, list, stats, sweep, events,"
+                            " tombstones or brake");
     msg_check_pop (&decoder->check, mark);
     return 0;
 }

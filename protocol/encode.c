@@ -136,6 +136,10 @@ s_pack_field (s_encoder_t *encoder, const msg_field_t *field,
         s_pack_key (encoder,
                     msg_error_code_name (*(const msg_error_code_t *) value));
         return;
+    case MSG_KIND_BRAKE_ACTION:
+        s_pack_key (encoder, msg_brake_action_name (
+                                 *(const msg_brake_action_t *) value));
+        return;
     case MSG_KIND_ID_ARRAY: {
         const msg_str_t *ids = *(msg_str_t *const *) value;
         s_pack_array (encoder, count);
@@ -155,6 +159,11 @@ s_pack_field (s_encoder_t *encoder, const msg_field_t *field,
         s_pack_structs (encoder, &msg_schema_event,
                         *(msg_event_t *const *) value, count,
                         sizeof (msg_event_t));
+        return;
+    case MSG_KIND_TOMBSTONE_ARRAY:
+        s_pack_structs (encoder, &msg_schema_tombstone,
+                        *(msg_tombstone_t *const *) value, count,
+                        sizeof (msg_tombstone_t));
         return;
     case MSG_KIND_STATS: {
         const msg_stat_t *stats = *(msg_stat_t *const *) value;

@@ -145,4 +145,10 @@ msg_check_sweep_result (msg_check_t *check, const void *target);
 int
 msg_check_events_result (msg_check_t *check, const void *target);
 
+int
+msg_check_brake (msg_check_t *check, const void *target);
+
+int
+msg_check_brake_result (msg_check_t *check, const void *target);
+
 #endif

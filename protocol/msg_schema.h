@@ -27,17 +27,20 @@ typedef enum {
     MSG_KIND_BOOL,          /* bool, bool */
     MSG_KIND_REASON,        /* str, msg_reason_t, by wire name */
     MSG_KIND_CODE,          /* str, msg_error_code_t, by wire name */
+    MSG_KIND_BRAKE_ACTION,  /* str, msg_brake_action_t, by wire name */
     MSG_KIND_ID_ARRAY,      /* array of ids, msg_str_t * and a count */
     MSG_KIND_CLIENT,        /* map, msg_client_t */
     MSG_KIND_CLIENT_ARRAY,  /* array of client maps, and a count */
     MSG_KIND_EVENT_ARRAY,   /* array of event maps, and a count */
+    MSG_KIND_TOMBSTONE_ARRAY,   /* array of tombstone maps, and a count */
     MSG_KIND_STATS          /* map of name to uint, msg_stat_t * */
 } msg_kind_t;
 
 /*  When a key is on the wire.  */
 typedef enum {
     MSG_REQUIRED,           /* always */
-    MSG_OMIT_EMPTY,         /* when its string is not empty */
+    MSG_OMIT_EMPTY,         /* when its string or id array is not empty */
+    MSG_OMIT_ZERO,          /* when its INT64 value is not 0 */
     MSG_DRY_RUN_ONLY        /* when the sweep result's dry_run is true */
 } msg_presence_t;
 
@@ -80,6 +83,7 @@ msg_schema_of (msg_type_t type, msg_type_t cmd);
 
 extern const msg_schema_t msg_schema_client;
 extern const msg_schema_t msg_schema_event;
+extern const msg_schema_t msg_schema_tombstone;
 
 /*  Returns true when the field's presence rule puts it on the wire for
     this target.  */
@@ -101,5 +105,8 @@ msg_error_code_parse (msg_str_t name, msg_error_code_t *code);
 
 int
 msg_reason_parse (msg_str_t name, msg_reason_t *reason);
+
+int
+msg_brake_action_parse (msg_str_t name, msg_brake_action_t *action);
 
 #endif

@@ -16,6 +16,8 @@ static const char *const s_type_names[MSG_TYPE_COUNT] = {
     [MSG_STATS] = "stats",
     [MSG_SWEEP] = "sweep",
     [MSG_EVENTS] = "events",
+    [MSG_TOMBSTONES] = "tombstones",
+    [MSG_BRAKE] = "brake",
     [MSG_TICK] = "tick",
     [MSG_EVENT] = "event",
     [MSG_RESULT] = "result",
@@ -31,12 +33,18 @@ static const char *const s_error_code_names[MSG_ERR_CODE_COUNT] = {
     [MSG_ERR_UNKNOWN_CLIENT] = "unknown_client",
     [MSG_ERR_BUSY] = "busy",
     [MSG_ERR_INTERNAL] = "internal",
+    [MSG_ERR_EVICTED] = "evicted",
 };
 
 static const char *const s_reason_names[MSG_REASON_COUNT] = {
     [MSG_REASON_STALE] = "stale",
     [MSG_REASON_DEREGISTERED] = "deregistered",
     [MSG_REASON_OPERATOR] = "operator",
+};
+
+static const char *const s_brake_action_names[MSG_BRAKE_ACTION_COUNT] = {
+    [MSG_BRAKE_STATUS] = "status",
+    [MSG_BRAKE_RELEASE] = "release",
 };
 
 const char *
@@ -63,10 +71,18 @@ msg_reason_name (msg_reason_t reason)
     return s_reason_names[reason];
 }
 
+const char *
+msg_brake_action_name (msg_brake_action_t action)
+{
+    if ((unsigned) action >= MSG_BRAKE_ACTION_COUNT)
+        return "unknown";
+    return s_brake_action_names[action];
+}
+
 bool
 msg_type_is_command (msg_type_t type)
 {
-    return type >= MSG_REGISTER && type <= MSG_EVENTS;
+    return type >= MSG_REGISTER && type <= MSG_BRAKE;
 }
 
 /*  Returns the index of name in names[first .. count), or -1.  */
@@ -110,6 +126,17 @@ msg_reason_parse (msg_str_t name, msg_reason_t *reason)
     if (index < 0)
         return -1;
     *reason = (msg_reason_t) index;
+    return 0;
+}
+
+int
+msg_brake_action_parse (msg_str_t name, msg_brake_action_t *action)
+{
+    int index = s_name_index (name, s_brake_action_names, 0,
+                              MSG_BRAKE_ACTION_COUNT);
+    if (index < 0)
+        return -1;
+    *action = (msg_brake_action_t) index;
     return 0;
 }
 

@@ -8,8 +8,8 @@
     Strings in decoded messages are msg_str_t views into the buffer that
     was decoded, not copies, so that a touch of a thousand ids costs no
     allocation per id.  The buffer must outlive the message.  Arrays in a
-    decoded message (touch ids, list and events results) are allocated
-    and freed by msg_release.
+    decoded message (touch ids, list, events and tombstones results) are
+    allocated and freed by msg_release.
 
     Decoding is strict: an unknown key, a missing required key, a value
     of the wrong msgpack type, a string of the wrong length or bytes left
@@ -53,6 +53,8 @@ typedef enum {
     MSG_STATS,
     MSG_SWEEP,
     MSG_EVENTS,
+    MSG_TOMBSTONES,
+    MSG_BRAKE,
     MSG_TICK,
     MSG_EVENT,
     MSG_RESULT,
@@ -71,6 +73,8 @@ typedef enum {
     MSG_ERR_UNKNOWN_CLIENT,     /* the client id is not registered */
     MSG_ERR_BUSY,               /* the store was busy; retry later */
     MSG_ERR_INTERNAL,           /* the registry failed; see its log */
+    MSG_ERR_EVICTED,            /* the client was removed; a tombstone
+                                   says when and why */
     MSG_ERR_CODE_COUNT
 } msg_error_code_t;
 
@@ -91,15 +95,29 @@ typedef struct {
 
 /*  A registered client as returned by get and list.
     Keys: "id", "node", "registered_ms", "last_activity_ms", "meta"
-    (binary, omitted when empty).  Times are wall-clock milliseconds
-    since the Unix epoch.  */
+    (binary, omitted when empty), "stale_after_ms" (the client's own
+    threshold, omitted when it follows the registry's default).  Times
+    are wall-clock milliseconds since the Unix epoch.  */
 typedef struct {
     msg_str_t id;
     msg_str_t node;
     int64_t registered_ms;
     int64_t last_activity_ms;
     msg_str_t meta;
+    int64_t stale_after_ms;     /* 0: the default */
 } msg_client_t;
+
+/*  A removed client that the registry keeps as a tombstone, as returned
+    by the tombstones command.  Keys: "id", "node", "reason",
+    "last_activity_ms", "removed_ms", "seq" (the removal's event).  */
+typedef struct {
+    msg_str_t id;
+    msg_str_t node;
+    msg_reason_t reason;
+    int64_t last_activity_ms;
+    int64_t removed_ms;
+    uint64_t seq;
+} msg_tombstone_t;
 
 /*  One removal.  Keys: "seq", "prev", "id", "node", "reason",
     "last_activity_ms", "removed_ms", "sweep".  prev is the seq of the
@@ -123,11 +141,15 @@ typedef struct {
     uint64_t value;
 } msg_stat_t;
 
-/*  Keys: "id", "node", "meta" (optional binary).  */
+/*  Keys: "id", "node", "meta" (optional binary), "stale_after_ms"
+    (optional, 1 or more: the client's own threshold).  The registry
+    accepts a threshold only within its configured bounds.  Without one
+    the client follows the registry's default.  */
 typedef struct {
     msg_str_t id;
     msg_str_t node;
     msg_str_t meta;
+    int64_t stale_after_ms;     /* 0: leave the key out */
 } msg_register_t;
 
 /*  Keys: "ids", an array of 1 to MSG_TOUCH_IDS_MAX client ids.  */
@@ -141,9 +163,9 @@ typedef struct {
     msg_str_t id;
 } msg_client_ref_t;
 
-/*  Keys: "limit" (1 to MSG_PAGE_MAX), "after" (optional: the last id of
-    the previous page), "node" (optional filter).  Clients come in id
-    order.  */
+/*  list and tombstones.  Keys: "limit" (1 to MSG_PAGE_MAX), "after"
+    (optional: the last id of the previous page), "node" (optional
+    filter).  Clients and tombstones come in id order.  */
 typedef struct {
     uint32_t limit;
     msg_str_t after;
@@ -163,6 +185,51 @@ typedef struct {
     msg_str_t node;
 } msg_events_t;
 
+/*  What a brake command does.  Wire form: "status", "release".  */
+typedef enum {
+    MSG_BRAKE_STATUS,           /* report the eviction brake's state */
+    MSG_BRAKE_RELEASE,          /* lift it for the next sweep, or for
+                                   for_ms */
+    MSG_BRAKE_ACTION_COUNT
+} msg_brake_action_t;
+
+/*  Maximum duration of a brake release: 7 days.  */
+#define MSG_BRAKE_FOR_MAX_MS (7LL * 24 * 3600 * 1000)
+
+/*  Keys: "action", "for_ms" (optional, release only: 1 to
+    MSG_BRAKE_FOR_MAX_MS; without it the release lasts for the next
+    sweep only).  */
+typedef struct {
+    msg_brake_action_t action;
+    int64_t for_ms;             /* 0: leave the key out */
+} msg_brake_t;
+
+/*  The eviction brake's state in a brake result.  Keys:
+      "enabled":         the brake setting
+      "engaged":         the brake made the latest sweep evict fewer
+                         clients than were stale
+      "share":           percent of the clients one sweep may evict, 1
+                         to 100
+      "min_clients":     registries with fewer clients are exempt
+      "clients", "stale", "limit", "held_back": the latest sweep's
+                         clients, stale clients, eviction limit and
+                         stale clients left in place
+      "release_next":    the next sweep runs without the brake
+      "release_left_ms": how much longer a timed release lasts, 0 when
+                         none  */
+typedef struct {
+    bool enabled;
+    bool engaged;
+    uint32_t share;
+    uint64_t min_clients;
+    uint64_t clients;
+    uint64_t stale;
+    uint64_t limit;
+    uint64_t held_back;
+    bool release_next;
+    uint64_t release_left_ms;
+} msg_brake_state_t;
+
 /*  Keys: "scheduler" (the sender's id), "seq" (per scheduler, from 1),
     "sent_ms" (wall clock), "interval_ms" (the sender's tick interval).  */
 typedef struct {
@@ -175,7 +242,10 @@ typedef struct {
 /*  A result.  Keys: "cmd" (the request's type name), then by command:
       register:          "created" (boolean)
       touch:             "touched" (count), "unknown" (array of the ids
-                         that are not registered)
+                         that are not registered), "evicted" (array of
+                         the ids that are not registered because they
+                         were removed and are kept as tombstones; omitted
+                         when empty)
       deregister, evict: "seq" (the removal's event)
       get:               "client" (map)
       list:              "clients" (array of maps), "next" (the id to
@@ -188,6 +258,10 @@ typedef struct {
       events:            "events" (array of event maps), "first_seq"
                          (oldest retained, 0 when none), "last_seq"
                          (newest, 0 when none)
+      tombstones:        "tombstones" (array of tombstone maps), "next"
+                         (as in list)
+      brake:             the keys of msg_brake_state_t, after the
+                         action was applied
     Only the fields of the command named by cmd are meaningful.  */
 typedef struct {
     msg_type_t cmd;
@@ -195,6 +269,8 @@ typedef struct {
     uint32_t touched;
     msg_str_t *unknown;
     uint32_t unknown_count;
+    msg_str_t *evicted;
+    uint32_t evicted_count;
     uint64_t seq;
     msg_client_t client;
     msg_client_t *clients;
@@ -211,6 +287,9 @@ typedef struct {
     uint32_t events_count;
     uint64_t first_seq;
     uint64_t last_seq;
+    msg_tombstone_t *tombstones;
+    uint32_t tombstones_count;
+    msg_brake_state_t brake;
 } msg_result_t;
 
 /*  Keys: "code" (error code name), "message" (readable text naming the
@@ -231,8 +310,10 @@ typedef struct {
         msg_touch_t touch;
         msg_client_ref_t client_ref;    /* deregister, evict, get */
         msg_list_t list;
+        msg_list_t tombstones;
         msg_sweep_t sweep;
         msg_events_t events;
+        msg_brake_t brake;
         msg_tick_t tick;
         msg_event_t event;
         msg_result_t result;
@@ -261,8 +342,13 @@ msg_error_code_name (msg_error_code_t code);
 const char *
 msg_reason_name (msg_reason_t reason);
 
+/*  Returns the wire name of a brake action ("status", ...), or
+    "unknown".  */
+const char *
+msg_brake_action_name (msg_brake_action_t action);
+
 /*  Returns true when type is a command a client sends to the registry's
-    command socket (register through events).  */
+    command socket (register through brake).  */
 bool
 msg_type_is_command (msg_type_t type);
 

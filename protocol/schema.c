@@ -15,6 +15,9 @@ static const msg_field_t s_register_fields[] = {
       .offset = offsetof (msg_register_t, node) },
     { .key = "meta", .kind = MSG_KIND_META, .presence = MSG_OMIT_EMPTY,
       .offset = offsetof (msg_register_t, meta) },
+    { .key = "stale_after_ms", .kind = MSG_KIND_INT64,
+      .presence = MSG_OMIT_ZERO,
+      .offset = offsetof (msg_register_t, stale_after_ms), .min = 1 },
 };
 
 static const msg_field_t s_touch_fields[] = {
@@ -52,6 +55,13 @@ static const msg_field_t s_events_fields[] = {
       .min = 1, .max = MSG_PAGE_MAX, .limit = "MSG_PAGE_MAX" },
     { .key = "node", .kind = MSG_KIND_NODE, .presence = MSG_OMIT_EMPTY,
       .offset = offsetof (msg_events_t, node) },
+};
+
+static const msg_field_t s_brake_fields[] = {
+    { .key = "action", .kind = MSG_KIND_BRAKE_ACTION,
+      .offset = offsetof (msg_brake_t, action) },
+    { .key = "for_ms", .kind = MSG_KIND_INT64, .presence = MSG_OMIT_ZERO,
+      .offset = offsetof (msg_brake_t, for_ms), .min = 1 },
 };
 
 /*  Tick, event and error.  */
@@ -104,6 +114,24 @@ static const msg_field_t s_client_fields[] = {
       .offset = offsetof (msg_client_t, last_activity_ms) },
     { .key = "meta", .kind = MSG_KIND_META, .presence = MSG_OMIT_EMPTY,
       .offset = offsetof (msg_client_t, meta) },
+    { .key = "stale_after_ms", .kind = MSG_KIND_INT64,
+      .presence = MSG_OMIT_ZERO,
+      .offset = offsetof (msg_client_t, stale_after_ms), .min = 1 },
+};
+
+static const msg_field_t s_tombstone_fields[] = {
+    { .key = "id", .kind = MSG_KIND_ID,
+      .offset = offsetof (msg_tombstone_t, id) },
+    { .key = "node", .kind = MSG_KIND_NODE,
+      .offset = offsetof (msg_tombstone_t, node) },
+    { .key = "reason", .kind = MSG_KIND_REASON,
+      .offset = offsetof (msg_tombstone_t, reason) },
+    { .key = "last_activity_ms", .kind = MSG_KIND_INT64,
+      .offset = offsetof (msg_tombstone_t, last_activity_ms) },
+    { .key = "removed_ms", .kind = MSG_KIND_INT64,
+      .offset = offsetof (msg_tombstone_t, removed_ms) },
+    { .key = "seq", .kind = MSG_KIND_UINT64,
+      .offset = offsetof (msg_tombstone_t, seq), .min = 1 },
 };
 
 /*  Result variants, one per command.  */
@@ -120,6 +148,13 @@ static const msg_field_t s_touch_result_fields[] = {
     { .key = "unknown", .kind = MSG_KIND_ID_ARRAY,
       .offset = offsetof (msg_result_t, unknown),
       .count_offset = offsetof (msg_result_t, unknown_count),
+      .max = MSG_TOUCH_IDS_MAX, .limit = "MSG_TOUCH_IDS_MAX" },
+    /*  Left out when empty, so that a peer that predates tombstones can
+        read every touch result of a registry that keeps none.  */
+    { .key = "evicted", .kind = MSG_KIND_ID_ARRAY,
+      .presence = MSG_OMIT_EMPTY,
+      .offset = offsetof (msg_result_t, evicted),
+      .count_offset = offsetof (msg_result_t, evicted_count),
       .max = MSG_TOUCH_IDS_MAX, .limit = "MSG_TOUCH_IDS_MAX" },
 };
 
@@ -162,6 +197,15 @@ static const msg_field_t s_sweep_result_fields[] = {
       .max = MSG_PAGE_MAX, .limit = "MSG_PAGE_MAX" },
 };
 
+static const msg_field_t s_tombstones_result_fields[] = {
+    { .key = "tombstones", .kind = MSG_KIND_TOMBSTONE_ARRAY,
+      .offset = offsetof (msg_result_t, tombstones),
+      .count_offset = offsetof (msg_result_t, tombstones_count),
+      .max = MSG_PAGE_MAX, .limit = "MSG_PAGE_MAX" },
+    { .key = "next", .kind = MSG_KIND_ID, .presence = MSG_OMIT_EMPTY,
+      .offset = offsetof (msg_result_t, next) },
+};
+
 static const msg_field_t s_events_result_fields[] = {
     { .key = "events", .kind = MSG_KIND_EVENT_ARRAY,
       .offset = offsetof (msg_result_t, events),
@@ -189,6 +233,8 @@ static const msg_schema_t s_stats = { "stats", NULL, 0, NULL };
 static const msg_schema_t s_sweep = SCHEMA ("sweep", s_sweep_fields, NULL);
 static const msg_schema_t s_events = SCHEMA ("events", s_events_fields,
                                              NULL);
+static const msg_schema_t s_tombstones = SCHEMA ("tombstones",
+                                                 s_list_fields, NULL);
 static const msg_schema_t s_tick = SCHEMA ("tick", s_tick_fields, NULL);
 static const msg_schema_t s_error = SCHEMA ("error", s_error_fields, NULL);
 
@@ -196,6 +242,8 @@ const msg_schema_t msg_schema_event = SCHEMA ("event", s_event_fields,
                                               msg_check_event_fields);
 const msg_schema_t msg_schema_client = SCHEMA ("client", s_client_fields,
                                                NULL);
+const msg_schema_t msg_schema_tombstone = SCHEMA ("tombstone",
+                                                  s_tombstone_fields, NULL);
 
 static const msg_schema_t s_result_register = SCHEMA (
     "register result", s_register_result_fields, NULL);
@@ -215,6 +263,37 @@ static const msg_schema_t s_result_sweep = SCHEMA (
     "sweep result", s_sweep_result_fields, msg_check_sweep_result);
 static const msg_schema_t s_result_events = SCHEMA (
     "events result", s_events_result_fields, msg_check_events_result);
+static const msg_schema_t s_result_tombstones = SCHEMA (
+    "tombstones result", s_tombstones_result_fields, NULL);
+
+static const msg_field_t s_brake_result_fields[] = {
+    { .key = "enabled", .kind = MSG_KIND_BOOL,
+      .offset = offsetof (msg_result_t, brake.enabled) },
+    { .key = "engaged", .kind = MSG_KIND_BOOL,
+      .offset = offsetof (msg_result_t, brake.engaged) },
+    { .key = "share", .kind = MSG_KIND_UINT32,
+      .offset = offsetof (msg_result_t, brake.share), .min = 1,
+      .max = 100 },
+    { .key = "min_clients", .kind = MSG_KIND_UINT64,
+      .offset = offsetof (msg_result_t, brake.min_clients) },
+    { .key = "clients", .kind = MSG_KIND_UINT64,
+      .offset = offsetof (msg_result_t, brake.clients) },
+    { .key = "stale", .kind = MSG_KIND_UINT64,
+      .offset = offsetof (msg_result_t, brake.stale) },
+    { .key = "limit", .kind = MSG_KIND_UINT64,
+      .offset = offsetof (msg_result_t, brake.limit) },
+    { .key = "held_back", .kind = MSG_KIND_UINT64,
+      .offset = offsetof (msg_result_t, brake.held_back) },
+    { .key = "release_next", .kind = MSG_KIND_BOOL,
+      .offset = offsetof (msg_result_t, brake.release_next) },
+    { .key = "release_left_ms", .kind = MSG_KIND_UINT64,
+      .offset = offsetof (msg_result_t, brake.release_left_ms) },
+};
+
+static const msg_schema_t s_brake = SCHEMA ("brake", s_brake_fields,
+                                            msg_check_brake);
+static const msg_schema_t s_result_brake = SCHEMA (
+    "brake result", s_brake_result_fields, msg_check_brake_result);
 
 /*  Indexed by msg_type_t.  Results are looked up by command below.  */
 static const msg_schema_t *const s_schemas[MSG_TYPE_COUNT] = {
@@ -227,6 +306,8 @@ static const msg_schema_t *const s_schemas[MSG_TYPE_COUNT] = {
     [MSG_STATS] = &s_stats,
     [MSG_SWEEP] = &s_sweep,
     [MSG_EVENTS] = &s_events,
+    [MSG_TOMBSTONES] = &s_tombstones,
+    [MSG_BRAKE] = &s_brake,
     [MSG_TICK] = &s_tick,
     [MSG_EVENT] = &msg_schema_event,
     [MSG_RESULT] = NULL,
@@ -243,6 +324,8 @@ static const msg_schema_t *const s_result_schemas[MSG_TYPE_COUNT] = {
     [MSG_STATS] = &s_result_stats,
     [MSG_SWEEP] = &s_result_sweep,
     [MSG_EVENTS] = &s_result_events,
+    [MSG_TOMBSTONES] = &s_result_tombstones,
+    [MSG_BRAKE] = &s_result_brake,
 };
 
 const msg_schema_t *
@@ -266,9 +349,13 @@ msg_field_is_present (const msg_field_t *field, const void *target)
     case MSG_REQUIRED:
         return true;
     case MSG_OMIT_EMPTY: {
+        if (field->kind == MSG_KIND_ID_ARRAY)
+            return *(const uint32_t *) (base + field->count_offset) > 0;
         const msg_str_t *text = (const msg_str_t *) (base + field->offset);
         return text->len > 0;
     }
+    case MSG_OMIT_ZERO:
+        return *(const int64_t *) (base + field->offset) != 0;
     case MSG_DRY_RUN_ONLY:
         return ((const msg_result_t *) target)->dry_run;
     }

@@ -42,7 +42,8 @@ s_check_ids (msg_check_t *check, const msg_field_t *field,
     return 0;
 }
 
-/*  Checks an array of structs of one schema: clients or events.  */
+/*  Checks an array of structs of one schema: clients, events or
+    tombstones.  */
 static int
 s_check_struct_array (msg_check_t *check, const msg_field_t *field,
                       const void *items, uint32_t count,
@@ -136,6 +137,9 @@ msg_check_field (msg_check_t *check, const msg_field_t *field,
         return s_check_enum (check, *(const msg_error_code_t *) value,
                              MSG_ERR_NONE + 1, MSG_ERR_CODE_COUNT,
                              "error code");
+    case MSG_KIND_BRAKE_ACTION:
+        return s_check_enum (check, *(const msg_brake_action_t *) value, 0,
+                             MSG_BRAKE_ACTION_COUNT, "brake action");
     case MSG_KIND_ID_ARRAY:
         return s_check_ids (check, field, target);
     case MSG_KIND_CLIENT:
@@ -152,6 +156,12 @@ msg_check_field (msg_check_t *check, const msg_field_t *field,
                                      s_count (field, target),
                                      &msg_schema_event,
                                      sizeof (msg_event_t));
+    case MSG_KIND_TOMBSTONE_ARRAY:
+        return s_check_struct_array (check, field,
+                                     *(msg_tombstone_t *const *) value,
+                                     s_count (field, target),
+                                     &msg_schema_tombstone,
+                                     sizeof (msg_tombstone_t));
     case MSG_KIND_STATS:
         return msg_check_stats (check,
                                 *(msg_stat_t *const *) value,
@@ -251,13 +261,16 @@ msg_check_touch_result (msg_check_t *check, const void *target)
 {
     const msg_result_t *result = target;
 
-    /*  Each id of the touch is either touched or unknown.  */
-    uint64_t total = (uint64_t) result->touched + result->unknown_count;
+    /*  Each id of the touch is touched, unknown or evicted.  */
+    uint64_t total = (uint64_t) result->touched + result->unknown_count
+                     + result->evicted_count;
     if (total > MSG_TOUCH_IDS_MAX)
-        return msg_check_fail (s_at (check, "unknown"),
+        return msg_check_fail (s_at (check, result->evicted_count
+                                                ? "evicted"
+                                                : "unknown"),
                                MSG_ERR_LIMIT_EXCEEDED,
-                               "expected touched plus unknown ids to be at"
-                               " most %d, got %" PRIu64
+                               "expected touched, unknown and evicted ids"
+                               " to be at most %d together, got %" PRIu64
                                " (over MSG_TOUCH_IDS_MAX)",
                                MSG_TOUCH_IDS_MAX, total);
     return 0;
@@ -312,5 +325,53 @@ msg_check_events_result (msg_check_t *check, const void *target)
                                " to last_seq %" PRIu64 ", got %" PRIu64,
                                result->first_seq, result->last_seq, seq);
     }
+    return 0;
+}
+
+int
+msg_check_brake (msg_check_t *check, const void *target)
+{
+    const msg_brake_t *brake = target;
+
+    if (brake->for_ms > MSG_BRAKE_FOR_MAX_MS)
+        return msg_check_fail (s_at (check, "for_ms"),
+                               MSG_ERR_LIMIT_EXCEEDED,
+                               "expected at most %lld ms, got %" PRId64
+                               " (over MSG_BRAKE_FOR_MAX_MS)",
+                               MSG_BRAKE_FOR_MAX_MS, brake->for_ms);
+    if (brake->for_ms != 0 && brake->action != MSG_BRAKE_RELEASE)
+        return msg_check_fail (s_at (check, "for_ms"), MSG_ERR_BAD_REQUEST,
+                               "allowed only with action release, got"
+                               " action %s",
+                               msg_brake_action_name (brake->action));
+    return 0;
+}
+
+int
+msg_check_brake_result (msg_check_t *check, const void *target)
+{
+    const msg_brake_state_t *brake = &((const msg_result_t *) target)->brake;
+
+    if (brake->stale > brake->clients)
+        return msg_check_fail (s_at (check, "stale"), MSG_ERR_BAD_REQUEST,
+                               "expected at most clients (%" PRIu64
+                               "), got %" PRIu64, brake->clients,
+                               brake->stale);
+    if (brake->limit > brake->clients)
+        return msg_check_fail (s_at (check, "limit"), MSG_ERR_BAD_REQUEST,
+                               "expected at most clients (%" PRIu64
+                               "), got %" PRIu64, brake->clients,
+                               brake->limit);
+    if (brake->held_back > brake->stale)
+        return msg_check_fail (s_at (check, "held_back"),
+                               MSG_ERR_BAD_REQUEST,
+                               "expected at most stale (%" PRIu64
+                               "), got %" PRIu64, brake->stale,
+                               brake->held_back);
+    if (brake->held_back != 0 && !brake->engaged)
+        return msg_check_fail (s_at (check, "held_back"),
+                               MSG_ERR_BAD_REQUEST,
+                               "expected 0 when engaged is false, got %"
+                               PRIu64, brake->held_back);
     return 0;
 }

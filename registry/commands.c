@@ -12,6 +12,14 @@
 #include "log.h"
 #include "registry.h"
 
+/*  Warning lines per second for each kind of bad input a peer can send
+    at will; the stats count every occurrence.  The limits are file
+    statics because the registry runs one event loop on one thread.  */
+#define PEER_WARNINGS_PER_SECOND 10
+static log_limit_t s_bad_request_log;
+static log_limit_t s_over_limit_log;
+static log_limit_t s_reply_dropped_log;
+
 /*  One request being served.  */
 typedef struct {
     registry_t *registry;
@@ -562,8 +570,8 @@ s_tombstone_to_msg (const store_tombstone_t *row, msg_tombstone_t *tombstone)
     tombstone->seq = row->seq;
 }
 
-/*  Fills the reply from request->tombstones, of which the one past
-    limit, if read, only says that another page follows.  */
+/*  Fills the reply from request->tombstones.  The one past limit, if
+    read, only shows that another page follows.  */
 static void
 s_tombstones_reply (request_t *request, uint32_t limit)
 {
@@ -718,11 +726,26 @@ s_send_reply (registry_t *self, zmsg_t *envelope, const msg_t *reply)
     }
     if (!sent) {
         self->stats.replies_dropped++;
-        log_warn ("reply dropped", "type=%s req=%" PRIu64 " error=%s",
-                  msg_type_name (reply->type), reply->req,
-                  log_quote (zmq_strerror (zmq_errno ())));
+        uint64_t suppressed;
+        if (log_limit_allow (&s_reply_dropped_log, PEER_WARNINGS_PER_SECOND,
+                             &suppressed))
+            log_warn ("reply dropped",
+                      "type=%s req=%" PRIu64 " error=%s suppressed=%" PRIu64,
+                      msg_type_name (reply->type), reply->req,
+                      log_quote (zmq_strerror (zmq_errno ())), suppressed);
     }
     zmsg_destroy (&envelope);
+}
+
+static void
+s_log_bad_request (uint64_t req, msg_error_code_t code, const char *error)
+{
+    uint64_t suppressed;
+    if (log_limit_allow (&s_bad_request_log, PEER_WARNINGS_PER_SECOND,
+                         &suppressed))
+        log_warn ("bad request",
+                  "req=%" PRIu64 " code=%s error=%s suppressed=%" PRIu64, req,
+                  msg_error_code_name (code), log_quote (error), suppressed);
 }
 
 int
@@ -746,9 +769,20 @@ commands_handle (zloop_t *loop, zsock_t *socket, void *arg)
     char limit_error[MSG_TEXT_MAX];
     if (zmsg_size (in) < 2 || zframe_size (delimiter) != 0) {
         self->stats.bad_requests++;
+        //  The peer sent as many frames as remain after the body is
+        //  taken off, because the ROUTER added the identity frame
+        size_t frames = zmsg_size (in);
         s_set_error (&serving, MSG_ERR_BAD_REQUEST,
-                     "expected frames [empty][body], got %zu frames",
-                     zmsg_size (in));
+                     "expected an empty frame and then the body, got %zu "
+                     "frame%s with no empty frame before the body",
+                     frames, frames == 1 ? "" : "s");
+        uint64_t suppressed;
+        if (log_limit_allow (&s_bad_request_log, PEER_WARNINGS_PER_SECOND,
+                             &suppressed))
+            log_warn ("bad request",
+                      "frames=%zu code=%s error=%s suppressed=%" PRIu64,
+                      frames, msg_error_code_name (MSG_ERR_BAD_REQUEST),
+                      log_quote (serving.error_text), suppressed);
         //  Without the empty delimiter a REQ peer could not read the
         //  reply, and a DEALER peer expects one first anyway
         if (zmsg_size (in) >= 1 && zframe_size (delimiter) != 0)
@@ -758,24 +792,25 @@ commands_handle (zloop_t *loop, zsock_t *socket, void *arg)
                          &failure) != 0) {
         self->stats.bad_requests++;
         s_set_error (&serving, failure.code, "%s", failure.message);
-        log_warn ("bad request", "req=%" PRIu64 " code=%s error=%s",
-                  request.req, msg_error_code_name (failure.code),
-                  log_quote (failure.message));
+        s_log_bad_request (request.req, failure.code, failure.message);
     }
     else if (!msg_type_is_command (request.type)) {
         self->stats.bad_requests++;
         s_dispatch (&serving);
-        log_warn ("bad request", "req=%" PRIu64 " code=%s error=%s",
-                  request.req, msg_error_code_name (MSG_ERR_BAD_REQUEST),
-                  log_quote (serving.error_text));
+        s_log_bad_request (request.req, MSG_ERR_BAD_REQUEST,
+                           serving.error_text);
     }
     else if (limits_check (&self->limits, &request, limit_error,
                            sizeof (limit_error)) != 0) {
         self->stats.bad_requests++;
         s_set_error (&serving, MSG_ERR_LIMIT_EXCEEDED, "%s", limit_error);
-        log_warn ("request over a limit", "req=%" PRIu64 " type=%s error=%s",
-                  request.req, msg_type_name (request.type),
-                  log_quote (limit_error));
+        uint64_t suppressed;
+        if (log_limit_allow (&s_over_limit_log, PEER_WARNINGS_PER_SECOND,
+                             &suppressed))
+            log_warn ("request over a limit",
+                      "req=%" PRIu64 " type=%s error=%s suppressed=%" PRIu64,
+                      request.req, msg_type_name (request.type),
+                      log_quote (limit_error), suppressed);
     }
     else
         s_dispatch (&serving);

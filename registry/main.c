@@ -68,7 +68,7 @@ static const setting_def_t s_settings[] = {
     { "brake-min-clients", SETTING_UINT, "100", 0, 0, true,
       "registries with fewer clients than this are exempt from the "
       "brake" },
-    { "log-level", SETTING_STRING, "info", 1, 8, false,
+    { "log-level", SETTING_LOG_LEVEL, "info", 0, 0, false,
       "lowest level logged: debug, info, warn or error" },
     LIMITS_SETTINGS,
     SETTING_END
@@ -177,9 +177,11 @@ s_lock_ipc_endpoint (const char *endpoint, const char *name)
                log_quote (strerror (errno)));
 }
 
+/*  Creates and binds one socket.  sndhwm is the send high-water mark in
+    messages per peer, or 0 for ZeroMQ's default.  */
 static zsock_t *
 s_bind (int type, const char *endpoint, const char *name,
-        uint32_t max_message_size)
+        uint32_t max_message_size, int sndhwm)
 {
     s_lock_ipc_endpoint (endpoint, name);
     zsock_t *socket = zsock_new (type);
@@ -191,6 +193,12 @@ s_bind (int type, const char *endpoint, const char *name,
     //  Two frames of envelope ride along with each body
     zsock_set_maxmsgsize (socket, (int) max_message_size + 1024);
     zsock_set_linger (socket, 100);
+
+    //  A bound socket gives each peer that connects the options it had
+    //  at bind time, so a high-water mark set after zsock_bind would
+    //  leave every subscriber on ZeroMQ's default of 1000
+    if (sndhwm > 0)
+        zsock_set_sndhwm (socket, sndhwm);
     if (zsock_bind (socket, "%s", endpoint) < 0) {
         int error = errno;
         zsock_destroy (&socket);
@@ -210,15 +218,15 @@ s_open_sockets (registry_t *self)
 
     self->commands = s_bind (ZMQ_ROUTER,
                              settings_string (settings, "commands"),
-                             "commands", self->limits.message_size);
+                             "commands", self->limits.message_size, 0);
     zsock_set_router_mandatory (self->commands, 1);
 
     self->events = s_bind (ZMQ_PUB, settings_string (settings, "events"),
-                           "events", self->limits.message_size);
-    zsock_set_sndhwm (self->events, EVENTS_SNDHWM);
+                           "events", self->limits.message_size,
+                           EVENTS_SNDHWM);
 
     self->ticks = s_bind (ZMQ_SUB, settings_string (settings, "ticks"),
-                          "ticks", self->limits.message_size);
+                          "ticks", self->limits.message_size, 0);
     zsock_set_subscribe (self->ticks, MSG_TOPIC_TICK);
 }
 
@@ -263,16 +271,18 @@ s_start (registry_t *self, int argc, char **argv)
         exit (0);
     }
 
-    log_level_t level;
-    const char *level_name = settings_string (self->settings, "log-level");
-    if (log_level_parse (level_name, &level) != 0) {
+    //  A boolean flag given as "--brake off" reads as "--brake" followed
+    //  by the argument "off", which would leave the brake on in silence
+    if (settings_positional_count (self->settings) > 0) {
         fprintf (stderr,
-                 "lapse-registry: invalid value \"%s\" for log-level: "
-                 "expected debug, info, warn or error\n",
-                 level_name);
+                 "lapse-registry: unexpected argument \"%s\": the "
+                 "registry takes options only, and a boolean option takes "
+                 "its value after \"=\", as in --brake=off (see --help)\n",
+                 settings_positional (self->settings, 0));
         exit (2);
     }
-    log_set_level (level);
+
+    log_set_level (settings_log_level (self->settings, "log-level"));
     s_read_settings (self);
     s_check_client_bounds (self);
     wallclock_init (&self->clock,

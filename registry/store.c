@@ -26,9 +26,11 @@
 #include "store.h"
 
 #define STORE_ERROR_MAX 512
-#define CLIENT_COLUMNS "id, node, registered_ms, last_activity_ms, meta"
+#define CLIENT_COLUMNS                                                        \
+    "id, node, registered_ms, last_activity_ms, meta, stale_after_ms"
 #define EVENT_COLUMNS                                                         \
     "seq, prev, id, node, reason, last_activity_ms, removed_ms, sweep"
+#define TOMBSTONE_COLUMNS "id, node, reason, last_activity_ms, removed_ms, seq"
 
 /*  Schema version 1.
 
@@ -77,16 +79,52 @@ static const char s_schema_v1[] =
     "    node TEXT PRIMARY KEY,"
     "    seq INTEGER NOT NULL);";
 
+/*  Schema version 2: per-client thresholds and tombstones.
+
+    A client's own threshold is stale_after_ms, NULL for clients on the
+    default.  The two kinds are found stale by different tests, so each
+    has a partial index that holds only its own rows.  clients_activity
+    now covers the default clients only.  clients_deadline orders the
+    others by the time they turn stale, last_activity_ms + stale_after_ms
+    (SQLite uses an index on an expression only for a query that writes
+    the same expression).  stale_after_ms is its second column so that
+    the start-up grace test (stale_after_ms <= ?) reads the index entry
+    and not the row.
+
+    tombstones keeps one row per removed client while tombstones are on.
+    tombstones_node serves listing one node's tombstones in id order and
+    tombstones_removed lets purging read the oldest first.  */
+static const char s_schema_v2[] =
+    "ALTER TABLE clients ADD COLUMN stale_after_ms INTEGER"
+    "    CHECK (stale_after_ms IS NULL OR stale_after_ms > 0);"
+    "DROP INDEX clients_activity;"
+    "CREATE INDEX clients_activity ON clients (last_activity_ms)"
+    "    WHERE stale_after_ms IS NULL;"
+    "CREATE INDEX clients_deadline"
+    "    ON clients (last_activity_ms + stale_after_ms, stale_after_ms)"
+    "    WHERE stale_after_ms IS NOT NULL;"
+    "CREATE TABLE tombstones ("
+    "    id TEXT PRIMARY KEY,"
+    "    node TEXT NOT NULL,"
+    "    reason TEXT NOT NULL"
+    "        CHECK (reason IN ('stale', 'deregistered', 'operator')),"
+    "    last_activity_ms INTEGER NOT NULL,"
+    "    removed_ms INTEGER NOT NULL,"
+    "    seq INTEGER NOT NULL);"
+    "CREATE INDEX tombstones_node ON tombstones (node, id);"
+    "CREATE INDEX tombstones_removed ON tombstones (removed_ms);";
+
 /*  Schema steps, in version order.  Each script turns a file of the
     previous version into one of its own version.  s_migrate runs the
     steps newer than the file in one transaction and records the version
-    after each.  A version 2 adds its script here and raises
+    after each.  A new version adds its script here and raises
     STORE_SCHEMA_VERSION.  */
 static const struct {
     int version;
     const char *sql;
 } s_migrations[] = {
     {1, s_schema_v1},
+    {2, s_schema_v2},
 };
 
 /*  Reason names as stored, indexed by msg_reason_t.  */
@@ -112,9 +150,19 @@ typedef enum {
     STMT_CLIENT_COUNT,
     STMT_CLIENT_DELETE,
     STMT_CLIENT_DELETE_STALE,
+    STMT_CLIENT_MIN_STALE_AFTER,
     STMT_STALE_SELECT,
     STMT_STALE_LIST,
     STMT_STALE_COUNT,
+    STMT_OWN_STALE_SELECT,
+    STMT_OWN_STALE_LIST,
+    STMT_OWN_STALE_COUNT,
+    STMT_TOMBSTONE_SET,
+    STMT_TOMBSTONE_GET,
+    STMT_TOMBSTONE_DELETE,
+    STMT_TOMBSTONE_LIST,
+    STMT_TOMBSTONE_LIST_NODE,
+    STMT_TOMBSTONE_PURGE,
     STMT_NODE_SEQ_GET,
     STMT_NODE_SEQ_SET,
     STMT_EVENT_INSERT,
@@ -135,10 +183,10 @@ static const char *const s_sql[STMT_COUNT] = {
     [STMT_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     [STMT_CLIENT_UPDATE] =
-        "UPDATE clients SET node = ?2, meta = ?3,"
+        "UPDATE clients SET node = ?2, meta = ?3, stale_after_ms = ?5,"
         " last_activity_ms = max(last_activity_ms, ?4) WHERE id = ?1",
     [STMT_CLIENT_INSERT] = "INSERT INTO clients (" CLIENT_COLUMNS ")"
-                           " VALUES (?1, ?2, ?3, ?3, ?4)",
+                           " VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
     /*  Same effect as SET last_activity_ms = max(last_activity_ms, ?2),
         but a row that would not change is not written at all.  */
     [STMT_CLIENT_RAISE] = "UPDATE clients SET last_activity_ms = ?2"
@@ -152,16 +200,62 @@ static const char *const s_sql[STMT_COUNT] = {
     [STMT_CLIENT_EACH] = "SELECT " CLIENT_COLUMNS " FROM clients",
     [STMT_CLIENT_COUNT] = "SELECT count(*) FROM clients",
     [STMT_CLIENT_DELETE] = "DELETE FROM clients WHERE id = ?1",
-    [STMT_CLIENT_DELETE_STALE] = "DELETE FROM clients"
-                                 " WHERE id = ?1 AND last_activity_ms < ?2",
+    /*  The same two staleness tests as the selects below, by id.  */
+    [STMT_CLIENT_DELETE_STALE] =
+        "DELETE FROM clients WHERE id = ?1 AND CASE"
+        " WHEN stale_after_ms IS NULL THEN last_activity_ms < ?2"
+        " ELSE last_activity_ms + stale_after_ms < ?3"
+        " AND stale_after_ms <= ?4 END",
+    [STMT_CLIENT_MIN_STALE_AFTER] =
+        "SELECT min(stale_after_ms) FROM clients"
+        " WHERE stale_after_ms IS NOT NULL",
+    /*  Default threshold: through clients_activity.  */
     [STMT_STALE_SELECT] = "SELECT id, node, last_activity_ms FROM clients"
-                          " WHERE last_activity_ms < ?1"
+                          " WHERE stale_after_ms IS NULL"
+                          " AND last_activity_ms < ?1"
                           " ORDER BY last_activity_ms LIMIT ?2",
     [STMT_STALE_LIST] = "SELECT " CLIENT_COLUMNS " FROM clients"
-                        " WHERE last_activity_ms < ?1"
+                        " WHERE stale_after_ms IS NULL"
+                        " AND last_activity_ms < ?1"
                         " ORDER BY last_activity_ms LIMIT ?2",
     [STMT_STALE_COUNT] = "SELECT count(*) FROM clients"
-                         " WHERE last_activity_ms < ?1",
+                         " WHERE stale_after_ms IS NULL"
+                         " AND last_activity_ms < ?1",
+    /*  Own thresholds: through clients_deadline, whose expression these
+        must repeat exactly.  */
+    [STMT_OWN_STALE_SELECT] =
+        "SELECT id, node, last_activity_ms FROM clients"
+        " WHERE stale_after_ms IS NOT NULL"
+        " AND last_activity_ms + stale_after_ms < ?1"
+        " AND stale_after_ms <= ?2"
+        " ORDER BY last_activity_ms + stale_after_ms LIMIT ?3",
+    [STMT_OWN_STALE_LIST] =
+        "SELECT " CLIENT_COLUMNS " FROM clients"
+        " WHERE stale_after_ms IS NOT NULL"
+        " AND last_activity_ms + stale_after_ms < ?1"
+        " AND stale_after_ms <= ?2"
+        " ORDER BY last_activity_ms + stale_after_ms LIMIT ?3",
+    [STMT_OWN_STALE_COUNT] =
+        "SELECT count(*) FROM clients"
+        " WHERE stale_after_ms IS NOT NULL"
+        " AND last_activity_ms + stale_after_ms < ?1"
+        " AND stale_after_ms <= ?2",
+    [STMT_TOMBSTONE_SET] = "INSERT OR REPLACE INTO tombstones"
+                           " (" TOMBSTONE_COLUMNS ")"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [STMT_TOMBSTONE_GET] = "SELECT " TOMBSTONE_COLUMNS " FROM tombstones"
+                           " WHERE id = ?1",
+    [STMT_TOMBSTONE_DELETE] = "DELETE FROM tombstones WHERE id = ?1",
+    [STMT_TOMBSTONE_LIST] = "SELECT " TOMBSTONE_COLUMNS " FROM tombstones"
+                            " WHERE id > ?1 ORDER BY id LIMIT ?2",
+    [STMT_TOMBSTONE_LIST_NODE] = "SELECT " TOMBSTONE_COLUMNS
+                                 " FROM tombstones"
+                                 " WHERE node = ?1 AND id > ?2"
+                                 " ORDER BY id LIMIT ?3",
+    [STMT_TOMBSTONE_PURGE] = "DELETE FROM tombstones WHERE id IN"
+                             " (SELECT id FROM tombstones"
+                             " WHERE removed_ms < ?1"
+                             " ORDER BY removed_ms LIMIT ?2)",
     [STMT_NODE_SEQ_GET] = "SELECT seq FROM node_seq WHERE node = ?1",
     [STMT_NODE_SEQ_SET] = "INSERT INTO node_seq (node, seq) VALUES (?1, ?2)"
                           " ON CONFLICT (node)"
@@ -192,6 +286,7 @@ struct store_t {
     dev_t lock_dev;
     ino_t lock_ino;
     store_t *next_open;
+    bool tombstones;            /* removals write tombstones */
     int bind_rc;                /* first failed bind since the last step */
     int code;                   /* SQLite result code of the last failure */
     char error[STORE_ERROR_MAX];
@@ -263,6 +358,17 @@ s_bind_blob (store_t *self, sqlite3_stmt *stmt, int index, const void *data,
     else
         s_bind_check (self, sqlite3_bind_blob (stmt, index, data, (int) size,
                                                SQLITE_STATIC));
+}
+
+/*  Binds an own threshold: NULL for 0, the default.  */
+static void
+s_bind_threshold (store_t *self, sqlite3_stmt *stmt, int index,
+                  int64_t stale_after_ms)
+{
+    if (stale_after_ms == 0)
+        s_bind_check (self, sqlite3_bind_null (stmt, index));
+    else
+        s_bind_int64 (self, stmt, index, stale_after_ms);
 }
 
 static void
@@ -383,6 +489,9 @@ s_read_client (store_t *self, sqlite3_stmt *stmt, const char *op,
     if (meta_len > 0)
         memcpy (client->meta, meta, meta_len);
     client->meta_len = meta_len;
+
+    //  NULL reads as 0, the default threshold
+    client->stale_after_ms = sqlite3_column_int64 (stmt, 5);
     return 0;
 }
 
@@ -418,6 +527,30 @@ s_read_event (store_t *self, sqlite3_stmt *stmt, const char *op,
     event->last_activity_ms = sqlite3_column_int64 (stmt, 5);
     event->removed_ms = sqlite3_column_int64 (stmt, 6);
     event->sweep = (uint64_t) sqlite3_column_int64 (stmt, 7);
+    return 0;
+}
+
+/*  Reads a row of TOMBSTONE_COLUMNS.  */
+static int
+s_read_tombstone (store_t *self, sqlite3_stmt *stmt, const char *op,
+                  store_tombstone_t *tombstone)
+{
+    char reason[16];
+    if (s_column_text (self, stmt, 0, tombstone->id, sizeof tombstone->id,
+                       op)
+        || s_column_text (self, stmt, 1, tombstone->node,
+                          sizeof tombstone->node, op)
+        || s_column_text (self, stmt, 2, reason, sizeof reason, op))
+        return -1;
+    if (s_reason_parse (reason, &tombstone->reason) == -1) {
+        s_failf (self, "%s: tombstone of \"%s\" has reason \"%s\","
+                 " expected stale, deregistered or operator", op,
+                 tombstone->id, reason);
+        return -1;
+    }
+    tombstone->last_activity_ms = sqlite3_column_int64 (stmt, 3);
+    tombstone->removed_ms = sqlite3_column_int64 (stmt, 4);
+    tombstone->seq = (uint64_t) sqlite3_column_int64 (stmt, 5);
     return 0;
 }
 
@@ -469,8 +602,9 @@ s_meta_set (store_t *self, const char *key, int64_t value, const char *op)
 }
 
 /*  Writes the event row for one removal, taking prev from node_seq and
-    then recording seq as the node's newest.  The caller fills every
-    field but prev and has chosen seq.  */
+    then recording seq as the node's newest, and the client's tombstone
+    when tombstones are on.  The caller fills every field but prev and
+    has chosen seq.  */
 static int
 s_append_event (store_t *self, store_event_t *event, const char *op)
 {
@@ -496,7 +630,21 @@ s_append_event (store_t *self, store_event_t *event, const char *op)
     stmt = self->stmt[STMT_NODE_SEQ_SET];
     s_bind_text (self, stmt, 1, event->node);
     s_bind_int64 (self, stmt, 2, (int64_t) event->seq);
-    return s_exec (self, STMT_NODE_SEQ_SET, op);
+    if (s_exec (self, STMT_NODE_SEQ_SET, op) == -1)
+        return -1;
+    if (!self->tombstones)
+        return 0;
+
+    //  Written with the event, so a removal never has one without the
+    //  other.  A tombstone left from an earlier removal is replaced.
+    stmt = self->stmt[STMT_TOMBSTONE_SET];
+    s_bind_text (self, stmt, 1, event->id);
+    s_bind_text (self, stmt, 2, event->node);
+    s_bind_text (self, stmt, 3, s_reason_names[event->reason]);
+    s_bind_int64 (self, stmt, 4, event->last_activity_ms);
+    s_bind_int64 (self, stmt, 5, event->removed_ms);
+    s_bind_int64 (self, stmt, 6, (int64_t) event->seq);
+    return s_exec (self, STMT_TOMBSTONE_SET, op);
 }
 
 /*  ------------------------------------------------------------------
@@ -926,35 +1074,51 @@ s_check_text (store_t *self, const char *op, const char *name,
     return 0;
 }
 
+/*  The fields of one registration.  */
+typedef struct {
+    const char *id;
+    const char *node;
+    const void *meta;
+    size_t meta_len;
+    int64_t stale_after_ms;
+    int64_t now_ms;
+} s_registration_t;
+
 static int
-s_register_check (store_t *self, const char *id, const char *node,
-                  const void *meta, size_t meta_len)
+s_register_check (store_t *self, const s_registration_t *reg)
 {
     const char *op = "register";
-    if (s_check_text (self, op, "id", id, MSG_ID_MAX) == -1
-        || s_check_text (self, op, "node", node, MSG_NODE_MAX) == -1)
+    if (s_check_text (self, op, "id", reg->id, MSG_ID_MAX) == -1
+        || s_check_text (self, op, "node", reg->node, MSG_NODE_MAX) == -1)
         return -1;
-    if (meta_len > MSG_META_MAX) {
+    if (reg->meta_len > MSG_META_MAX) {
         s_failf (self, "%s: meta of client \"%s\" is %zu bytes, expected"
-                 " at most %d", op, id, meta_len, MSG_META_MAX);
+                 " at most %d", op, reg->id, reg->meta_len, MSG_META_MAX);
+        return -1;
+    }
+    if (reg->stale_after_ms < 0) {
+        s_failf (self, "%s: stale_after_ms of client \"%s\" is %" PRId64
+                 ", expected 0 (the default) or more", op, reg->id,
+                 reg->stale_after_ms);
         return -1;
     }
     return 0;
 }
 
-/*  Updates the client if it exists, else inserts it.  The UPDATE comes
-    first because its change count shows which case this is.  */
+/*  Updates the client if it exists, else inserts it, and deletes its
+    tombstone.  The UPDATE comes first because its change count shows
+    which case this is.  */
 static int
-s_register_write (store_t *self, const char *id, const char *node,
-                  const void *meta, size_t meta_len, int64_t now_ms,
+s_register_write (store_t *self, const s_registration_t *reg,
                   bool *created)
 {
     const char *op = "register";
     sqlite3_stmt *stmt = self->stmt[STMT_CLIENT_UPDATE];
-    s_bind_text (self, stmt, 1, id);
-    s_bind_text (self, stmt, 2, node);
-    s_bind_blob (self, stmt, 3, meta, meta_len);
-    s_bind_int64 (self, stmt, 4, now_ms);
+    s_bind_text (self, stmt, 1, reg->id);
+    s_bind_text (self, stmt, 2, reg->node);
+    s_bind_blob (self, stmt, 3, reg->meta, reg->meta_len);
+    s_bind_int64 (self, stmt, 4, reg->now_ms);
+    s_bind_threshold (self, stmt, 5, reg->stale_after_ms);
     if (s_exec (self, STMT_CLIENT_UPDATE, op) == -1)
         return -1;
     if (sqlite3_changes (self->db) > 0) {
@@ -963,31 +1127,48 @@ s_register_write (store_t *self, const char *id, const char *node,
     }
 
     stmt = self->stmt[STMT_CLIENT_INSERT];
-    s_bind_text (self, stmt, 1, id);
-    s_bind_text (self, stmt, 2, node);
-    s_bind_int64 (self, stmt, 3, now_ms);
-    s_bind_blob (self, stmt, 4, meta, meta_len);
+    s_bind_text (self, stmt, 1, reg->id);
+    s_bind_text (self, stmt, 2, reg->node);
+    s_bind_int64 (self, stmt, 3, reg->now_ms);
+    s_bind_blob (self, stmt, 4, reg->meta, reg->meta_len);
+    s_bind_threshold (self, stmt, 5, reg->stale_after_ms);
     if (s_exec (self, STMT_CLIENT_INSERT, op) == -1)
         return -1;
     *created = true;
-    return 0;
+
+    //  Registering a removed client again revives it
+    s_bind_text (self, self->stmt[STMT_TOMBSTONE_DELETE], 1, reg->id);
+    return s_exec (self, STMT_TOMBSTONE_DELETE, op);
+}
+
+void
+store_set_tombstones (store_t *self, bool keep)
+{
+    assert (self);
+    self->tombstones = keep;
 }
 
 int
-store_register (store_t *self, const char *id, const char *node,
-                const void *meta, size_t meta_len, int64_t now_ms,
+store_register (store_t *self,
+                const char *id,
+                const char *node,
+                const void *meta,
+                size_t meta_len,
+                int64_t stale_after_ms,
+                int64_t now_ms,
                 bool *created)
 {
     assert (self);
     assert (meta || meta_len == 0);
     assert (created);
-    if (s_register_check (self, id, node, meta, meta_len) == -1)
+    s_registration_t reg = { id, node, meta, meta_len, stale_after_ms,
+                             now_ms };
+    if (s_register_check (self, &reg) == -1)
         return -1;
 
     if (s_begin (self, "register") == -1)
         return -1;
-    if (s_register_write (self, id, node, meta, meta_len, now_ms, created)
-        == -1
+    if (s_register_write (self, &reg, created) == -1
         || s_commit (self, "register") == -1) {
         s_rollback (self);
         return -1;
@@ -1078,25 +1259,82 @@ store_each_client (store_t *self, store_client_fn *fn, void *arg)
                               "each client", fn, arg);
 }
 
+/*  Binds the own-threshold test (?1 now, ?2 the largest threshold in
+    play) of an OWN_STALE statement.  */
+static void
+s_bind_own_cutoff (store_t *self, sqlite3_stmt *stmt,
+                   const store_cutoff_t *cutoff)
+{
+    s_bind_int64 (self, stmt, 1, cutoff->now_ms);
+    s_bind_int64 (self, stmt, 2, cutoff->own_max_ms);
+}
+
+/*  Counts both kinds of stale clients into *stale.  */
+static int
+s_stale_count (store_t *self, const store_cutoff_t *cutoff, uint64_t *stale)
+{
+    const char *op = "stale";
+    int64_t on_default, on_own;
+    s_bind_int64 (self, self->stmt[STMT_STALE_COUNT], 1, cutoff->cutoff_ms);
+    if (s_query_int64 (self, STMT_STALE_COUNT, op, &on_default) == -1)
+        return -1;
+    s_bind_own_cutoff (self, self->stmt[STMT_OWN_STALE_COUNT], cutoff);
+    if (s_query_int64 (self, STMT_OWN_STALE_COUNT, op, &on_own) == -1)
+        return -1;
+    *stale = (uint64_t) on_default + (uint64_t) on_own;
+    return 0;
+}
+
+/*  Counts calls of the caller's fn, so that the second list gets only
+    the room the first one left.  */
+typedef struct {
+    store_client_fn *fn;
+    void *arg;
+    uint32_t calls;
+} s_counted_t;
+
+static int
+s_counted_call (const store_client_t *client, void *arg)
+{
+    s_counted_t *counted = arg;
+    counted->calls++;
+    return counted->fn (client, counted->arg);
+}
+
 int
-store_stale (store_t *self, int64_t cutoff_ms, uint32_t limit,
+store_stale (store_t *self, const store_cutoff_t *cutoff, uint32_t limit,
              store_client_fn *fn, void *arg, uint64_t *stale)
 {
     assert (self);
+    assert (cutoff);
     assert (stale);
     const char *op = "stale";
-    s_bind_int64 (self, self->stmt[STMT_STALE_COUNT], 1, cutoff_ms);
-    int64_t count;
-    if (s_query_int64 (self, STMT_STALE_COUNT, op, &count) == -1)
+    if (s_stale_count (self, cutoff, stale) == -1)
         return -1;
-    *stale = (uint64_t) count;
     if (!fn || limit == 0)
         return 0;
 
+    s_counted_t counted = { fn, arg, 0 };
     sqlite3_stmt *stmt = self->stmt[STMT_STALE_LIST];
-    s_bind_int64 (self, stmt, 1, cutoff_ms);
+    s_bind_int64 (self, stmt, 1, cutoff->cutoff_ms);
     s_bind_int64 (self, stmt, 2, limit);
+    int rc = s_each_client_row (self, stmt, op, s_counted_call, &counted);
+    if (rc != 0 || counted.calls >= limit)
+        return rc;
+
+    stmt = self->stmt[STMT_OWN_STALE_LIST];
+    s_bind_own_cutoff (self, stmt, cutoff);
+    s_bind_int64 (self, stmt, 3, limit - counted.calls);
     return s_each_client_row (self, stmt, op, fn, arg);
+}
+
+int
+store_min_stale_after (store_t *self, int64_t *min)
+{
+    assert (self);
+    assert (min);
+    return s_query_int64 (self, STMT_CLIENT_MIN_STALE_AFTER,
+                          "min stale after", min);
 }
 
 int
@@ -1116,17 +1354,13 @@ store_client_count (store_t *self, uint64_t *count)
     Removals and events.  */
 
 /*  Fills events[0 .. *found - 1] with the id, node and activity of up to
-    max clients active before cutoff_ms, oldest first, read through
-    clients_activity.  */
+    max clients from a bound STALE_SELECT or OWN_STALE_SELECT statement,
+    and resets it.  */
 static int
-s_select_stale (store_t *self, int64_t cutoff_ms, uint32_t max,
-                store_event_t *events, uint32_t *found)
+s_select_rows (store_t *self, sqlite3_stmt *stmt, uint32_t max,
+               store_event_t *events, uint32_t *found)
 {
     const char *op = "evict batch";
-    sqlite3_stmt *stmt = self->stmt[STMT_STALE_SELECT];
-    s_bind_int64 (self, stmt, 1, cutoff_ms);
-    s_bind_int64 (self, stmt, 2, max);
-
     uint32_t n = 0;
     int rc = SQLITE_DONE;
     int result = 0;
@@ -1149,10 +1383,38 @@ s_select_stale (store_t *self, int64_t cutoff_ms, uint32_t max,
     return result;
 }
 
+/*  Fills events[0 .. *found - 1] with up to max stale clients: those on
+    the default threshold first, oldest first, through clients_activity,
+    then those with their own, earliest deadline first, through
+    clients_deadline.  */
+static int
+s_select_stale (store_t *self, const store_cutoff_t *cutoff, uint32_t max,
+                store_event_t *events, uint32_t *found)
+{
+    sqlite3_stmt *stmt = self->stmt[STMT_STALE_SELECT];
+    s_bind_int64 (self, stmt, 1, cutoff->cutoff_ms);
+    s_bind_int64 (self, stmt, 2, max);
+    uint32_t on_default = 0;
+    if (s_select_rows (self, stmt, max, events, &on_default) == -1)
+        return -1;
+
+    uint32_t on_own = 0;
+    if (on_default < max) {
+        stmt = self->stmt[STMT_OWN_STALE_SELECT];
+        s_bind_own_cutoff (self, stmt, cutoff);
+        s_bind_int64 (self, stmt, 3, max - on_default);
+        if (s_select_rows (self, stmt, max - on_default,
+                           events + on_default, &on_own) == -1)
+            return -1;
+    }
+    *found = on_default + on_own;
+    return 0;
+}
+
 /*  Deletes id if it is still stale.  Returns 1 when deleted, 0 when not,
     -1 on failure.  */
 static int
-s_delete_stale (store_t *self, const char *id, int64_t cutoff_ms)
+s_delete_stale (store_t *self, const char *id, const store_cutoff_t *cutoff)
 {
     /*  The staleness test is part of the DELETE itself, so it runs inside
         the write transaction that removes the row.  A touch committed
@@ -1162,7 +1424,9 @@ s_delete_stale (store_t *self, const char *id, int64_t cutoff_ms)
         was written first lose to a sweep that read the row earlier.  */
     sqlite3_stmt *stmt = self->stmt[STMT_CLIENT_DELETE_STALE];
     s_bind_text (self, stmt, 1, id);
-    s_bind_int64 (self, stmt, 2, cutoff_ms);
+    s_bind_int64 (self, stmt, 2, cutoff->cutoff_ms);
+    s_bind_int64 (self, stmt, 3, cutoff->now_ms);
+    s_bind_int64 (self, stmt, 4, cutoff->own_max_ms);
     if (s_exec (self, STMT_CLIENT_DELETE_STALE, "evict batch") == -1)
         return -1;
     return sqlite3_changes (self->db) > 0 ? 1 : 0;
@@ -1172,13 +1436,13 @@ s_delete_stale (store_t *self, const char *id, int64_t cutoff_ms)
     events with seq from *last_seq + 1 on.  Compacts events so that the
     first *count are the removals.  */
 static int
-s_evict_selected (store_t *self, int64_t cutoff_ms, uint64_t sweep,
-                  int64_t now_ms, store_event_t *events, uint32_t found,
-                  uint64_t *last_seq, uint32_t *count)
+s_evict_selected (store_t *self, const store_cutoff_t *cutoff,
+                  uint64_t sweep, int64_t now_ms, store_event_t *events,
+                  uint32_t found, uint64_t *last_seq, uint32_t *count)
 {
     uint32_t removed = 0;
     for (uint32_t i = 0; i < found; i++) {
-        int deleted = s_delete_stale (self, events[i].id, cutoff_ms);
+        int deleted = s_delete_stale (self, events[i].id, cutoff);
         if (deleted == -1)
             return -1;
         if (deleted == 0)
@@ -1200,11 +1464,16 @@ s_evict_selected (store_t *self, int64_t cutoff_ms, uint64_t sweep,
 }
 
 int
-store_evict_batch (store_t *self, int64_t cutoff_ms, uint32_t max,
-                   uint64_t sweep, int64_t now_ms, store_event_t *events,
+store_evict_batch (store_t *self,
+                   const store_cutoff_t *cutoff,
+                   uint32_t max,
+                   uint64_t sweep,
+                   int64_t now_ms,
+                   store_event_t *events,
                    uint32_t *count)
 {
     assert (self);
+    assert (cutoff);
     assert (events || max == 0);
     assert (count);
     const char *op = "evict batch";
@@ -1217,13 +1486,13 @@ store_evict_batch (store_t *self, int64_t cutoff_ms, uint32_t max,
 
     uint32_t found;
     int64_t last_seq;
-    if (s_select_stale (self, cutoff_ms, max, events, &found) == -1
+    if (s_select_stale (self, cutoff, max, events, &found) == -1
         || s_meta_get (self, "last_seq", op, &last_seq) == -1)
         goto failed;
 
     uint64_t seq = (uint64_t) last_seq;
     uint32_t removed;
-    if (s_evict_selected (self, cutoff_ms, sweep, now_ms, events, found,
+    if (s_evict_selected (self, cutoff, sweep, now_ms, events, found,
                           &seq, &removed) == -1)
         goto failed;
     if (removed > 0 && s_meta_set (self, "last_seq", (int64_t) seq, op) == -1)
@@ -1410,6 +1679,96 @@ failed:
     return -1;
 }
 
+/*  ------------------------------------------------------------------
+    Tombstones.  */
+
+int
+store_get_tombstone (store_t *self, const char *id,
+                     store_tombstone_t *tombstone)
+{
+    assert (self);
+    assert (id);
+    assert (tombstone);
+    const char *op = "get tombstone";
+    sqlite3_stmt *stmt = self->stmt[STMT_TOMBSTONE_GET];
+    s_bind_text (self, stmt, 1, id);
+    int rc = s_step (self, stmt, op);
+    int result = -1;
+    if (rc == SQLITE_ROW)
+        result = s_read_tombstone (self, stmt, op, tombstone);
+    else if (rc == SQLITE_DONE)
+        result = STORE_NOT_FOUND;
+    s_reset (stmt);
+    return result;
+}
+
+int
+store_list_tombstones (store_t *self, const char *after, const char *node,
+                       uint32_t limit, store_tombstone_fn *fn, void *arg)
+{
+    assert (self);
+    assert (fn);
+    const char *op = "list tombstones";
+    sqlite3_stmt *stmt;
+    if (node) {
+        stmt = self->stmt[STMT_TOMBSTONE_LIST_NODE];
+        s_bind_text (self, stmt, 1, node);
+        s_bind_text (self, stmt, 2, after ? after : "");
+        s_bind_int64 (self, stmt, 3, limit);
+    }
+    else {
+        stmt = self->stmt[STMT_TOMBSTONE_LIST];
+        s_bind_text (self, stmt, 1, after ? after : "");
+        s_bind_int64 (self, stmt, 2, limit);
+    }
+
+    store_tombstone_t tombstone;
+    int result = 0;
+    int rc;
+    while ((rc = s_step (self, stmt, op)) == SQLITE_ROW) {
+        if (s_read_tombstone (self, stmt, op, &tombstone) == -1) {
+            result = -1;
+            break;
+        }
+        result = fn (&tombstone, arg);
+        if (result != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        result = -1;
+    s_reset (stmt);
+    return result;
+}
+
+int
+store_purge_tombstones (store_t *self, int64_t before_ms, uint32_t max,
+                        uint32_t *deleted)
+{
+    assert (self);
+    assert (deleted);
+    const char *op = "purge tombstones";
+    *deleted = 0;
+    if (max == 0)
+        return 0;
+
+    if (s_begin (self, op) == -1)
+        return -1;
+    sqlite3_stmt *stmt = self->stmt[STMT_TOMBSTONE_PURGE];
+    s_bind_int64 (self, stmt, 1, before_ms);
+    s_bind_int64 (self, stmt, 2, max);
+    if (s_exec (self, STMT_TOMBSTONE_PURGE, op) == -1)
+        goto failed;
+    uint32_t changes = (uint32_t) sqlite3_changes (self->db);
+    if (s_commit (self, op) == -1)
+        goto failed;
+    *deleted = changes;
+    return 0;
+
+failed:
+    s_rollback (self);
+    return -1;
+}
+
 /*  Appends one line of integrity_check output to result, cut to fit.  */
 static void
 s_append_line (char *result, size_t size, const char *line)
@@ -1419,6 +1778,55 @@ s_append_line (char *result, size_t size, const char *line)
         return;
     snprintf (result + used, size - used, "%s%s", used > 0 ? "\n" : "",
               line);
+}
+
+/*  Appends the plan of one prepared statement to plan.  */
+static int
+s_explain_one (store_t *self, const char *name, stmt_id_t id, char *plan,
+               size_t size)
+{
+    char sql[1024];
+    snprintf (sql, sizeof sql, "EXPLAIN QUERY PLAN %s", s_sql[id]);
+    sqlite3_stmt *stmt;
+    int rc = sqlite3_prepare_v2 (self->db, sql, -1, &stmt, NULL);
+    if (rc != SQLITE_OK) {
+        s_fail (self, "explain", rc);
+        return -1;
+    }
+    while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+        const char *detail = (const char *) sqlite3_column_text (stmt, 3);
+        char line[256];
+        snprintf (line, sizeof line, "%s: %s", name, detail ? detail : "");
+        s_append_line (plan, size, line);
+    }
+    if (rc != SQLITE_DONE)
+        s_fail (self, "explain", rc);
+    sqlite3_finalize (stmt);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_explain (store_t *self, char *plan, size_t size)
+{
+    assert (self);
+    assert (plan && size > 0);
+    static const struct {
+        const char *name;
+        stmt_id_t id;
+    } statements[] = {
+        {"stale select", STMT_STALE_SELECT},
+        {"stale count", STMT_STALE_COUNT},
+        {"own stale select", STMT_OWN_STALE_SELECT},
+        {"own stale count", STMT_OWN_STALE_COUNT},
+        {"tombstone purge", STMT_TOMBSTONE_PURGE},
+    };
+    plan[0] = '\0';
+    for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
+        if (s_explain_one (self, statements[i].name, statements[i].id, plan,
+                           size) == -1)
+            return -1;
+    }
+    return 0;
 }
 
 int

@@ -5,16 +5,19 @@
     second registry on the same file fails to open it and can name the
     process that holds it.
 
-    Tables: clients (id, node, registered_ms, last_activity_ms, meta),
-    indexed on last_activity_ms so that finding stale clients reads only
-    stale rows; events (the outbox: seq, prev, id, node, reason,
+    Tables: clients (id, node, registered_ms, last_activity_ms, meta,
+    stale_after_ms), indexed so that finding stale clients reads only
+    stale rows, both for clients on the default threshold and for those
+    with their own; events (the outbox: seq, prev, id, node, reason,
     last_activity_ms, removed_ms, sweep), whose seq is gapless and
     increasing, and whose prev is the seq of the node's previous event;
     node_seq (each node's newest event seq, kept apart from events so
-    that pruning does not reset prev); meta (schema version and the last
-    seq, so that seq never restarts even when every event was pruned).
-    Every removal writes its event row in the same transaction as the
-    delete.
+    that pruning does not reset prev); tombstones (removed clients kept
+    for a while when tombstones are on, see store_set_tombstones); meta
+    (schema version and the last seq, so that seq never restarts even
+    when every event was pruned).  Every removal writes its event row,
+    and its tombstone when tombstones are on, in the same transaction as
+    the delete.
 
     Every function returns 0 on success and -1 on failure unless stated
     otherwise; after a failure store_error returns SQLite's message and
@@ -31,7 +34,7 @@
 
 #include "protocol.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_NOT_FOUND 1
 
 typedef struct store_t store_t;
@@ -44,6 +47,7 @@ typedef struct {
     int64_t last_activity_ms;
     uint8_t meta[MSG_META_MAX];
     size_t meta_len;
+    int64_t stale_after_ms;     /* own threshold, 0 on the default */
 } store_client_t;
 
 /*  An event row.  */
@@ -58,6 +62,29 @@ typedef struct {
     uint64_t sweep;
 } store_event_t;
 
+/*  A removed client kept as a tombstone.  seq is its removal's event.  */
+typedef struct {
+    char id[MSG_ID_MAX + 1];
+    char node[MSG_NODE_MAX + 1];
+    msg_reason_t reason;
+    int64_t last_activity_ms;
+    int64_t removed_ms;
+    uint64_t seq;
+} store_tombstone_t;
+
+/*  Which clients a sweep treats as stale.  A client on the default
+    threshold is stale when its last activity is before cutoff_ms.  A
+    client with its own threshold T is stale when its last activity plus
+    T is before now_ms and T is at most own_max_ms.  That upper bound
+    lets a registry that just started give each such client T from the
+    start before evicting it.  INT64_MIN as cutoff_ms and 0 as
+    own_max_ms turn either kind off.  */
+typedef struct {
+    int64_t cutoff_ms;
+    int64_t now_ms;
+    int64_t own_max_ms;
+} store_cutoff_t;
+
 /*  A last-activity update for one client.  */
 typedef struct {
     const char *id;
@@ -66,6 +93,8 @@ typedef struct {
 
 typedef int (store_client_fn) (const store_client_t *client, void *arg);
 typedef int (store_event_fn) (const store_event_t *event, void *arg);
+typedef int (store_tombstone_fn) (const store_tombstone_t *tombstone,
+                                  void *arg);
 
 /*  Opens or creates the store at path, takes the lock, sets WAL mode and
     synchronous=NORMAL, creates or migrates the schema, and prepares the
@@ -86,11 +115,23 @@ store_error (store_t *self);
 bool
 store_busy (store_t *self);
 
-/*  Inserts a client, or when the id exists updates its node and meta and
-    raises its last activity to now_ms.  Sets *created.  */
+/*  Sets whether every removal from now on also writes a tombstone (off
+    after store_open).  */
+void
+store_set_tombstones (store_t *self, bool keep);
+
+/*  Inserts a client, or when the id exists updates its node, meta and
+    threshold and raises its last activity to now_ms.  stale_after_ms is
+    the client's own threshold, or 0 to follow the default.  Deletes the
+    id's tombstone, if any, in the same transaction.  Sets *created.  */
 int
-store_register (store_t *self, const char *id, const char *node,
-                const void *meta, size_t meta_len, int64_t now_ms,
+store_register (store_t *self,
+                const char *id,
+                const char *node,
+                const void *meta,
+                size_t meta_len,
+                int64_t stale_after_ms,
+                int64_t now_ms,
                 bool *created);
 
 /*  Writes count last-activity updates in one transaction.  A row's
@@ -116,27 +157,41 @@ store_list (store_t *self, const char *after, const char *node,
 int
 store_each_client (store_t *self, store_client_fn *fn, void *arg);
 
+/*  Sets *min to the smallest own threshold of any client, 0 when every
+    client follows the default.  Reads every client with its own
+    threshold, so it is meant for start-up.  */
+int
+store_min_stale_after (store_t *self, int64_t *min);
+
 /*  Removes one client for a reason other than staleness and writes its
-    event, in one transaction; fills *event.  Returns 0, STORE_NOT_FOUND,
-    or -1.  */
+    event (and tombstone), in one transaction; fills *event.  Returns 0,
+    STORE_NOT_FOUND, or -1.  */
 int
 store_remove (store_t *self, const char *id, msg_reason_t reason,
               int64_t now_ms, store_event_t *event);
 
-/*  Removes up to max clients whose last activity is before cutoff_ms,
-    oldest first, with one event each, in one transaction.  The staleness
-    test runs inside that transaction, so a touch written before it wins.
-    Fills events[0 .. *count - 1]; events must have room for max.  On
+/*  Removes up to max clients that are stale by cutoff, with one event
+    (and tombstone) each, in one transaction: first clients on the
+    default threshold, oldest activity first, then clients with their
+    own, earliest deadline first.  The staleness test runs inside that
+    transaction, so a touch written before it wins.  now_ms is the
+    removal time.  Fills events[0 .. *count - 1]; events must have room
+    for max.  A *count below max means no stale client is left.  On
     failure nothing is removed and *count is 0.  */
 int
-store_evict_batch (store_t *self, int64_t cutoff_ms, uint32_t max,
-                   uint64_t sweep, int64_t now_ms, store_event_t *events,
+store_evict_batch (store_t *self,
+                   const store_cutoff_t *cutoff,
+                   uint32_t max,
+                   uint64_t sweep,
+                   int64_t now_ms,
+                   store_event_t *events,
                    uint32_t *count);
 
-/*  Counts clients with last activity before cutoff_ms into *stale, and
-    calls fn (when not NULL) for up to limit of them, oldest first.  */
+/*  Counts the clients that are stale by cutoff into *stale, and calls fn
+    (when not NULL) for up to limit of them in the order
+    store_evict_batch would remove them.  */
 int
-store_stale (store_t *self, int64_t cutoff_ms, uint32_t limit,
+store_stale (store_t *self, const store_cutoff_t *cutoff, uint32_t limit,
              store_client_fn *fn, void *arg, uint64_t *stale);
 
 /*  Calls fn for up to limit events with seq > since in seq order, only
@@ -160,9 +215,35 @@ int
 store_prune_events (store_t *self, int64_t before_ms, uint32_t max,
                     uint32_t *deleted);
 
+/*  Reads the tombstone of id.  Returns 0, STORE_NOT_FOUND, or -1.  */
+int
+store_get_tombstone (store_t *self, const char *id,
+                     store_tombstone_t *tombstone);
+
+/*  Calls fn for up to limit tombstones in id order with id > after (after
+    may be NULL or ""), only those of node when node is not NULL.  Stops
+    early and returns fn's value when fn returns non-zero.  */
+int
+store_list_tombstones (store_t *self, const char *after, const char *node,
+                       uint32_t limit, store_tombstone_fn *fn, void *arg);
+
+/*  Deletes tombstones of clients removed before before_ms, at most max
+    of them, oldest first, and sets *deleted.  */
+int
+store_purge_tombstones (store_t *self, int64_t before_ms, uint32_t max,
+                        uint32_t *deleted);
+
 /*  Sets *count to the number of registered clients.  */
 int
 store_client_count (store_t *self, uint64_t *count);
+
+/*  Writes SQLite's query plan of each statement that finds stale clients
+    or purges tombstones into plan, cut to fit size, so that a test can
+    check that each is an index search.  Each step of a plan is one line,
+    for example "own stale select: SEARCH clients USING INDEX
+    clients_deadline (<expr><?)".  */
+int
+store_explain (store_t *self, char *plan, size_t size);
 
 /*  Runs SQLite's PRAGMA integrity_check, which reads the whole file, and
     copies its output into result, cut to fit size: "ok", or one problem

@@ -36,7 +36,7 @@ static setting_def_t s_settings[] = {
       "time between ticks" },
     { "id", SETTING_STRING, s_default_id, 1, MSG_SCHEDULER_MAX, false,
       "scheduler id carried by every tick, 1 to 64 bytes" },
-    { "log-level", SETTING_STRING, "info", 0, 16, false,
+    { "log-level", SETTING_LOG_LEVEL, "info", 0, 0, false,
       "lowest level logged: debug, info, warn or error" },
     SETTING_END
 };
@@ -86,21 +86,13 @@ s_tick_encode (const char *id, uint64_t seq, int64_t interval_ms,
     return msg_encode (&msg, data, size, failure);
 }
 
-/*  Checks what the settings table cannot: the log level name, that the
-    id is accepted by the protocol, and that no positional argument was
-    given.  Returns 0, or -1 with a message in error.  */
+/*  Checks what the settings table cannot: that the id is accepted by
+    the protocol, and that no positional argument was given.  Returns 0,
+    or -1 with a message in error.  */
 static int
 s_settings_check (settings_t *settings, char *error, size_t error_size)
 {
-    log_level_t level;
-    const char *level_name = settings_string (settings, "log-level");
-    if (log_level_parse (level_name, &level) != 0) {
-        snprintf (error, error_size,
-                  "%s: invalid log-level \"%s\": expected debug, info, "
-                  "warn or error", PROGRAM, level_name);
-        return -1;
-    }
-    log_set_level (level);
+    log_set_level (settings_log_level (settings, "log-level"));
 
     if (settings_positional_count (settings) > 0) {
         snprintf (error, error_size,
@@ -177,30 +169,33 @@ s_tick_timer_arm (scheduler_t *self)
     return 0;
 }
 
+/*  Applies SIGHUP.  The messages are the registry's, so that one search
+    finds the reloads of every process.  */
 static void
 s_settings_reload (scheduler_t *self)
 {
     char error[512];
-    int changed = settings_reload (self->settings, error, sizeof error);
-    if (changed == -1) {
-        log_error ("settings reload failed", "error=%s kept_interval_ms=%"
-                   PRId64, log_quote (error), self->interval_ms);
-        return;
-    }
-    log_info ("settings reloaded", "changed=%s",
-              changed ? "true" : "false");
-
-    int64_t interval_ms = settings_duration (self->settings, "interval");
-    if (interval_ms == self->interval_ms)
-        return;
-
     char old_text[32];
     char new_text[32];
-    log_info ("interval changed", "old=%s new=%s",
-              settings_format_duration (self->interval_ms, old_text,
-                                        sizeof old_text),
+
+    int changed = settings_reload (self->settings, error, sizeof error);
+    if (changed == -1) {
+        log_error ("configuration reload failed",
+                   "error=%s kept_interval_ms=%" PRId64, log_quote (error),
+                   self->interval_ms);
+        return;
+    }
+
+    int64_t interval_ms = settings_duration (self->settings, "interval");
+    log_info ("configuration reloaded",
+              "changed=%s interval=%s previous_interval=%s",
+              changed ? "true" : "false",
               settings_format_duration (interval_ms, new_text,
-                                        sizeof new_text));
+                                        sizeof new_text),
+              settings_format_duration (self->interval_ms, old_text,
+                                        sizeof old_text));
+    if (interval_ms == self->interval_ms)
+        return;
     self->interval_ms = interval_ms;
     s_tick_timer_arm (self);
 }

@@ -31,6 +31,11 @@ extern char **environ;
 static char s_dirs[HARNESS_DIRS_MAX][HARNESS_DIR_MAX];
 static size_t s_dir_count;
 
+/*  Programs that exited non-zero when harness_destroy stopped them, or
+    whose stderr contains a sanitizer report.  harness_finish fails the
+    executable when there is one.  */
+static size_t s_unclean_count;
+
 /*  Harnesses not yet destroyed, whose processes the exit and signal
     handlers kill.  */
 static harness_t *s_live[HARNESS_LIVE_MAX];
@@ -144,6 +149,41 @@ harness_new (const char *test_name)
     return self;
 }
 
+/*  Returns true when the program's stderr contains a report of
+    AddressSanitizer, LeakSanitizer (written at exit) or
+    UndefinedBehaviorSanitizer.  */
+static bool
+s_has_sanitizer_report (proc_t *proc)
+{
+    return proc_log_contains (proc, "ERROR: AddressSanitizer")
+           || proc_log_contains (proc, "ERROR: LeakSanitizer")
+           || proc_log_contains (proc, "runtime error:");
+}
+
+/*  Stops a program still running and counts it as unclean when it does
+    not exit 0 on SIGTERM, or when it ever wrote a sanitizer report.  A
+    program that exited earlier was checked by its test, which may have
+    expected another status or killed it on purpose.  */
+static void
+s_stop_and_check (proc_t *proc)
+{
+    if (proc->pid > 0) {
+        int code = proc_stop (proc, HARNESS_STOP_MS);
+        if (code != 0) {
+            fprintf (stderr, "harness: %s exited with status %d when"
+                     " stopped, expected 0; see %s\n", proc->name, code,
+                     proc->err_path);
+            s_unclean_count++;
+            return;
+        }
+    }
+    if (s_has_sanitizer_report (proc)) {
+        fprintf (stderr, "harness: %s wrote a sanitizer report; see %s\n",
+                 proc->name, proc->err_path);
+        s_unclean_count++;
+    }
+}
+
 void
 harness_destroy (harness_t **self_p)
 {
@@ -153,8 +193,7 @@ harness_destroy (harness_t **self_p)
 
     //  Stop the newest first: clients of the registry before the registry
     for (size_t index = self->proc_count; index > 0; index--)
-        if (self->procs[index - 1].pid > 0)
-            proc_stop (&self->procs[index - 1], HARNESS_STOP_MS);
+        s_stop_and_check (&self->procs[index - 1]);
 
     zsock_destroy (&self->ticker);
     s_live_remove (self);
@@ -172,6 +211,11 @@ s_remove_entry (const char *path, const struct stat *info, int flag,
 int
 harness_finish (int failed)
 {
+    if (s_unclean_count > 0) {
+        fprintf (stderr, "harness: %zu programs did not stop cleanly\n",
+                 s_unclean_count);
+        failed = failed ? failed : 1;
+    }
     bool keep = failed || getenv ("LAPSE_IT_KEEP");
     for (size_t index = 0; index < s_dir_count; index++) {
         if (keep)

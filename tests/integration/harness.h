@@ -37,7 +37,9 @@
 /*  How long a stopped process gets between SIGTERM and SIGKILL.  */
 #define HARNESS_STOP_MS 5000
 
-#define HARNESS_PROCS_MAX 32
+/*  Processes one harness can start, restarts included: the crash-loop
+    tests start a new process for every kill.  */
+#define HARNESS_PROCS_MAX 256
 #define HARNESS_DIR_MAX 128
 #define HARNESS_ENDPOINT_MAX 160
 #define HARNESS_FILE_MAX 256
@@ -72,14 +74,16 @@ harness_new (const char *test_name);
 
 /*  Stops every process still running, closes the tick socket and frees
     the harness.  The folder stays until harness_finish.  Accepts NULL and
-    sets *self_p to NULL.  */
+    sets *self_p to NULL.  A program that exits non-zero when stopped
+    here, or whose stderr contains a sanitizer report (LeakSanitizer writes
+    one at exit), is named on stderr and makes harness_finish fail.  */
 void
 harness_destroy (harness_t **self_p);
 
 /*  Ends the executable: removes every temporary folder when failed is 0
     and LAPSE_IT_KEEP is not set, otherwise prints each folder's path and
-    keeps it.  Returns failed, to
-    be the exit status of main.  */
+    keeps it.  Returns failed, or 1 when a program did not stop cleanly
+    (see harness_destroy), to be the exit status of main.  */
 int
 harness_finish (int failed);
 
@@ -114,7 +118,7 @@ harness_spawnl (harness_t *self, const char *name, const char *binary,
 
 /*  Starts lapse-registry on the harness endpoints and store with the
     given extra arguments (NULL-terminated), and waits until it replies
-    to a stats request.  Returns NULL when it exited or did not answer
+    to a stats request.  Returns NULL when it exited or did not reply
     within 10 s.  */
 proc_t *
 harness_start_registry (harness_t *self, const char *name,

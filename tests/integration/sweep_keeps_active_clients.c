@@ -302,8 +302,8 @@ sweep_keeps_active_clients (void **state)
 }
 
 /*  After a crash and restart every stored activity is older than
-    stale-after, yet no client is evicted during the grace.  After it, only the clients
-    not touched since the restart are evicted.  */
+    stale-after, yet no client is evicted during the grace.  After it,
+    only the clients not touched since the restart are evicted.  */
 static void
 restart_grace_spares_old_clients (void **state)
 {

@@ -8,9 +8,11 @@
 
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "auditlog.h"
@@ -173,6 +175,102 @@ open_rejects_second_writer (void **state)
 }
 
 static void
+open_names_pid_of_holder (void **state)
+{
+    int ready[2];
+    int release[2];
+    assert_int_equal (pipe (ready), 0);
+    assert_int_equal (pipe (release), 0);
+
+    /*  The lock must be held by another process for F_GETLK to name it.  */
+    pid_t child = fork ();
+    assert_true (child >= 0);
+    if (child == 0) {
+        char byte = 0;
+        close (release[1]);
+        auditlog_t *log = auditlog_open (s_path, s_error, sizeof s_error);
+        if (write (ready[1], log ? "y" : "n", 1) != 1)
+            _exit (1);
+        if (read (release[0], &byte, 1) < 0)
+            _exit (1);
+        _exit (log ? 0 : 1);
+    }
+    char opened = 0;
+    assert_int_equal (read (ready[0], &opened, 1), 1);
+    assert_int_equal (opened, 'y');
+
+    auditlog_t *second = auditlog_open (s_path, s_error, sizeof s_error);
+    char expected[64];
+    snprintf (expected, sizeof expected, "process %ld (another lapse-audit)",
+              (long) child);
+
+    close (release[1]);
+    int status = 0;
+    assert_int_equal (waitpid (child, &status, 0), child);
+    close (ready[0]);
+    close (ready[1]);
+    close (release[0]);
+    assert_null (second);
+    s_assert_contains (s_error, expected);
+    assert_true (WIFEXITED (status));
+    assert_int_equal (WEXITSTATUS (status), 0);
+}
+
+static void
+start_after_applies_to_empty_file (void **state)
+{
+    auditlog_t *log = auditlog_open (s_path, s_error, sizeof s_error);
+    assert_non_null (log);
+    msg_event_t written_elsewhere = s_event (5);
+    msg_event_t next = s_event (6);
+    bool retry = false;
+
+    assert_int_equal (auditlog_start_after (log, 5), 1);
+    assert_int_equal (auditlog_last_seq (log), 5);
+    assert_int_equal (auditlog_add_event (log, &written_elsewhere), 0);
+    assert_int_equal (auditlog_add_event (log, &next), 1);
+    assert_int_equal (auditlog_start_after (log, 9), 0);
+    assert_int_equal (auditlog_sync (log, &retry, s_error, sizeof s_error),
+                      0);
+    assert_int_equal (auditlog_last_seq (log), 6);
+    assert_memory_equal (s_read_file (), "{\"seq\":6,", 9);
+    assert_null (strstr (s_read_file (), "\"seq\":5"));
+    auditlog_destroy (&log);
+}
+
+static void
+start_after_ignored_with_records (void **state)
+{
+    s_write_file ("{\"seq\":3,\"prev\":0}\n");
+    auditlog_t *log = auditlog_open (s_path, s_error, sizeof s_error);
+    assert_non_null (log);
+
+    assert_int_equal (auditlog_start_after (log, 10), 0);
+    assert_int_equal (auditlog_last_seq (log), 3);
+    auditlog_destroy (&log);
+}
+
+static void
+moved_after_rename (void **state)
+{
+    char moved_path[600];
+    snprintf (moved_path, sizeof moved_path, "%s.1", s_path);
+    auditlog_t *log = auditlog_open (s_path, s_error, sizeof s_error);
+    assert_non_null (log);
+    assert_false (auditlog_moved (log));
+
+    assert_int_equal (rename (s_path, moved_path), 0);
+    bool moved_away = auditlog_moved (log);
+    s_write_file ("");
+    bool replaced = auditlog_moved (log);
+    auditlog_destroy (&log);
+    unlink (moved_path);
+
+    assert_true (moved_away);
+    assert_true (replaced);
+}
+
+static void
 sync_writes_buffered_lines (void **state)
 {
     auditlog_t *log = auditlog_open (s_path, s_error, sizeof s_error);
@@ -266,6 +364,14 @@ main (void)
         cmocka_unit_test_setup_teardown (open_rejects_foreign_last_line,
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (open_rejects_second_writer, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (open_names_pid_of_holder, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (start_after_applies_to_empty_file,
+                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (start_after_ignored_with_records,
+                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (moved_after_rename, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (sync_writes_buffered_lines, s_setup,
                                          s_teardown),

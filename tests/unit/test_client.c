@@ -50,6 +50,7 @@ typedef struct {
     uint32_t touch_sizes[FAKE_RECORDS_MAX];
     int events_requests;
     uint64_t events_since[FAKE_RECORDS_MAX];
+    int64_t stale_after_ms;         /* of the last register request */
 
     zframe_t *held_identity;        /* actor only */
     uint64_t held_req;
@@ -109,12 +110,15 @@ static void
 s_fake_touch (fake_registry_t *fake, const msg_t *request, msg_t *reply)
 {
     msg_str_t *unknown = reply->u.result.unknown;
+    msg_str_t *evicted = reply->u.result.evicted;
     const msg_touch_t *touch = &request->u.touch;
 
     for (uint32_t index = 0; index < touch->count; index++) {
-        if (touch->ids[index].len >= 7
-            && memcmp (touch->ids[index].ptr, "unknown", 7) == 0)
-            unknown[reply->u.result.unknown_count++] = touch->ids[index];
+        msg_str_t id = touch->ids[index];
+        if (id.len >= 7 && memcmp (id.ptr, "unknown", 7) == 0)
+            unknown[reply->u.result.unknown_count++] = id;
+        else if (id.len >= 7 && memcmp (id.ptr, "evicted", 7) == 0)
+            evicted[reply->u.result.evicted_count++] = id;
         else
             reply->u.result.touched++;
     }
@@ -158,6 +162,7 @@ s_fake_answer (fake_registry_t *fake, zsock_t *router, zframe_t *identity,
                const msg_t *request)
 {
     msg_str_t unknown[MSG_TOUCH_IDS_MAX];
+    msg_str_t evicted[MSG_TOUCH_IDS_MAX];
     msg_t reply = { .type = MSG_RESULT, .req = request->req };
     msg_event_t *page = NULL;
 
@@ -171,9 +176,11 @@ s_fake_answer (fake_registry_t *fake, zsock_t *router, zframe_t *identity,
 
     reply.u.result.cmd = request->type;
     reply.u.result.unknown = unknown;
+    reply.u.result.evicted = evicted;
     switch (request->type) {
     case MSG_REGISTER:
         reply.u.result.created = fake->created;
+        fake->stale_after_ms = request->u.register_.stale_after_ms;
         break;
     case MSG_TOUCH:
         s_fake_touch (fake, request, &reply);
@@ -654,6 +661,103 @@ touch_sends_one_message_per_batch (void **state)
     s_fake_destroy (&fake);
 }
 
+/*  What a miss handler was called with.  */
+typedef struct {
+    lapse_t *lapse;
+    int calls;
+    char ids[4][MSG_ID_MAX + 1];
+    lapse_miss_t misses[4];
+    int registered;             /* lapse_register calls that succeeded */
+} misses_t;
+
+static void
+s_record_miss (const char *id, lapse_miss_t miss, void *arg)
+{
+    misses_t *misses = arg;
+    if (misses->calls < 4) {
+        snprintf (misses->ids[misses->calls], sizeof misses->ids[0], "%s",
+                  id);
+        misses->misses[misses->calls] = miss;
+    }
+    misses->calls++;
+
+    //  Registering again from the handler is what a node does
+    if (lapse_register (misses->lapse, id, NULL, 0, NULL) == 0)
+        misses->registered++;
+}
+
+static void
+flush_reports_evicted_apart_from_unknown (void **state)
+{
+    fake_registry_t *fake = s_fake_new ();
+    s_fake_start (fake);
+    lapse_t *lapse = lapse_new (fake->endpoint, "node-a");
+    assert_non_null (lapse);
+    misses_t misses = { .lapse = lapse };
+    assert_int_equal (lapse_set_miss_handler (lapse, s_record_miss, &misses),
+                      0);
+
+    //  The batch fills on the third id, so lapse_touch flushes it and
+    //  only the handler gets the ids it missed
+    lapse_set_touch_batch (lapse, 3);
+    assert_int_equal (lapse_touch (lapse, "evicted-1"), 0);
+    assert_int_equal (lapse_touch (lapse, "client-1"), 0);
+    assert_int_equal (lapse_touch (lapse, "unknown-1"), 0);
+    assert_int_equal (misses.calls, 2);
+    assert_string_equal (misses.ids[0], "unknown-1");
+    assert_int_equal (misses.misses[0], LAPSE_MISS_UNKNOWN);
+    assert_string_equal (misses.ids[1], "evicted-1");
+    assert_int_equal (misses.misses[1], LAPSE_MISS_EVICTED);
+    assert_int_equal (misses.registered, 2);
+
+    uint32_t unknown = 99;
+    uint32_t evicted = 99;
+    assert_int_equal (lapse_touch (lapse, "evicted-2"), 0);
+    assert_int_equal (lapse_flush_report (lapse, &unknown, &evicted), 0);
+    assert_int_equal (unknown, 0);
+    assert_int_equal (evicted, 1);
+    assert_int_equal (misses.calls, 3);
+
+    //  lapse_flush counts both, as it did before evicted ids existed
+    assert_int_equal (lapse_set_miss_handler (lapse, NULL, NULL), 0);
+    assert_int_equal (lapse_touch (lapse, "evicted-3"), 0);
+    assert_int_equal (lapse_touch (lapse, "unknown-2"), 0);
+    assert_int_equal (lapse_flush (lapse, &unknown), 0);
+    assert_int_equal (unknown, 2);
+    assert_int_equal (misses.calls, 3);
+    lapse_destroy (&lapse);
+    s_fake_destroy (&fake);
+}
+
+static void
+register_sends_own_threshold (void **state)
+{
+    fake_registry_t *fake = s_fake_new ();
+    s_fake_start (fake);
+    lapse_t *lapse = lapse_new (fake->endpoint, "node-a");
+    assert_non_null (lapse);
+
+    assert_int_equal (lapse_register_stale_after (lapse, "client-1", NULL, 0,
+                                                  120000, NULL),
+                      0);
+    pthread_mutex_lock (&fake->lock);
+    assert_int_equal (fake->stale_after_ms, 120000);
+    pthread_mutex_unlock (&fake->lock);
+
+    assert_int_equal (lapse_register (lapse, "client-1", NULL, 0, NULL), 0);
+    pthread_mutex_lock (&fake->lock);
+    assert_int_equal (fake->stale_after_ms, 0);
+    pthread_mutex_unlock (&fake->lock);
+
+    assert_int_equal (lapse_register_stale_after (lapse, "client-1", NULL, 0,
+                                                  -1, NULL),
+                      -1);
+    assert_int_equal (lapse_error_code (lapse), MSG_ERR_BAD_REQUEST);
+    s_assert_contains (lapse_error (lapse), "stale_after_ms");
+    lapse_destroy (&lapse);
+    s_fake_destroy (&fake);
+}
+
 static void
 touch_rejects_invalid_id (void **state)
 {
@@ -1020,6 +1124,8 @@ main (void)
         cmocka_unit_test (timeout_discards_late_reply),
         cmocka_unit_test (touch_sends_one_message_per_batch),
         cmocka_unit_test (touch_rejects_invalid_id),
+        cmocka_unit_test (flush_reports_evicted_apart_from_unknown),
+        cmocka_unit_test (register_sends_own_threshold),
         cmocka_unit_test (request_rejects_non_command),
         cmocka_unit_test (absent_registry_times_out),
         cmocka_unit_test (sub_new_rejects_invalid_node),

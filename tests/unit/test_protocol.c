@@ -53,9 +53,18 @@ static msg_str_t s_ids[] = {
 
 static msg_client_t s_clients[] = {
     { STR ("client-1"), STR ("node-a"), 1700000000000, 1700000060000,
-      META },
+      META, 0 },
     { STR ("client-2"), STR ("node-b.east:1"), 1700000000001,
-      1700000000001, { NULL, 0 } },
+      1700000000001, { NULL, 0 }, 90000 },
+};
+
+static msg_str_t s_evicted_ids[] = { STR ("client-4"), STR ("client-5") };
+
+static msg_tombstone_t s_tombstones[] = {
+    { STR ("client-4"), STR ("node-a"), MSG_REASON_STALE, 1700000000000,
+      1700001800000, 7 },
+    { STR ("client-5"), STR ("node-b"), MSG_REASON_DEREGISTERED,
+      1700000000500, 1700001800100, 8 },
 };
 
 static msg_event_t s_events[] = {
@@ -77,7 +86,16 @@ s_build_register (msg_t *msg)
     msg->type = MSG_REGISTER;
     msg->req = 1;
     msg->u.register_ = (msg_register_t) { STR ("client-1"), STR ("node-a"),
-                                          META };
+                                          META, 0 };
+}
+
+static void
+s_build_register_own_threshold (msg_t *msg)
+{
+    msg->type = MSG_REGISTER;
+    msg->req = 2;
+    msg->u.register_ = (msg_register_t) { STR ("client-3"), STR ("node-a"),
+                                          { NULL, 0 }, 120000 };
 }
 
 static void
@@ -85,7 +103,7 @@ s_build_register_bare (msg_t *msg)
 {
     msg->type = MSG_REGISTER;
     msg->u.register_ = (msg_register_t) { STR ("client-1"), STR ("node-a"),
-                                          { NULL, 0 } };
+                                          { NULL, 0 }, 0 };
 }
 
 static void
@@ -159,6 +177,21 @@ s_build_events (msg_t *msg)
 }
 
 static void
+s_build_tombstones (msg_t *msg)
+{
+    msg->type = MSG_TOMBSTONES;
+    msg->req = 12;
+    msg->u.tombstones = (msg_list_t) { 50, STR ("client-3"), STR ("node-a") };
+}
+
+static void
+s_build_tombstones_bare (msg_t *msg)
+{
+    msg->type = MSG_TOMBSTONES;
+    msg->u.tombstones.limit = 1;
+}
+
+static void
 s_build_tick (msg_t *msg)
 {
     msg->type = MSG_TICK;
@@ -191,6 +224,17 @@ s_build_error (msg_t *msg)
 }
 
 static void
+s_build_error_evicted (msg_t *msg)
+{
+    msg->type = MSG_ERROR;
+    msg->req = 13;
+    msg->u.error.code = MSG_ERR_EVICTED;
+    msg->u.error.message = (msg_str_t) STR (
+        "client \"client-4\" was removed at 2023-11-14T22:43:20.000Z"
+        " (reason stale, event seq 7)");
+}
+
+static void
 s_build_result (msg_t *msg, msg_type_t cmd)
 {
     msg->type = MSG_RESULT;
@@ -212,6 +256,15 @@ s_build_result_touch (msg_t *msg)
     msg->u.result.touched = 2;
     msg->u.result.unknown = s_ids + 2;
     msg->u.result.unknown_count = 1;
+}
+
+static void
+s_build_result_touch_evicted (msg_t *msg)
+{
+    s_build_result (msg, MSG_TOUCH);
+    msg->u.result.touched = 1;
+    msg->u.result.evicted = s_evicted_ids;
+    msg->u.result.evicted_count = COUNT_OF (s_evicted_ids);
 }
 
 static void
@@ -280,6 +333,58 @@ s_build_result_events (msg_t *msg)
     msg->u.result.last_seq = 9;
 }
 
+static void
+s_build_result_tombstones (msg_t *msg)
+{
+    s_build_result (msg, MSG_TOMBSTONES);
+    msg->u.result.tombstones = s_tombstones;
+    msg->u.result.tombstones_count = COUNT_OF (s_tombstones);
+    msg->u.result.next = (msg_str_t) STR ("client-5");
+}
+
+static void
+s_build_result_tombstones_empty (msg_t *msg)
+{
+    s_build_result (msg, MSG_TOMBSTONES);
+}
+
+static void
+s_build_brake_status (msg_t *msg)
+{
+    msg->type = MSG_BRAKE;
+    msg->req = 14;
+    msg->u.brake.action = MSG_BRAKE_STATUS;
+}
+
+static void
+s_build_brake_release_for (msg_t *msg)
+{
+    msg->type = MSG_BRAKE;
+    msg->req = 15;
+    msg->u.brake = (msg_brake_t) { MSG_BRAKE_RELEASE, 600000 };
+}
+
+static void
+s_build_result_brake_engaged (msg_t *msg)
+{
+    s_build_result (msg, MSG_BRAKE);
+    msg->u.result.brake = (msg_brake_state_t) {
+        .enabled = true, .engaged = true, .share = 20, .min_clients = 100,
+        .clients = 200, .stale = 100, .limit = 40, .held_back = 60,
+    };
+}
+
+static void
+s_build_result_brake_released (msg_t *msg)
+{
+    s_build_result (msg, MSG_BRAKE);
+    msg->u.result.brake = (msg_brake_state_t) {
+        .enabled = true, .share = 100, .min_clients = 0, .clients = 7,
+        .stale = 7, .limit = 7, .release_next = true,
+        .release_left_ms = 599000,
+    };
+}
+
 typedef struct {
     const char *name;           /* round-trip test name */
     void (*build) (msg_t *msg);
@@ -288,6 +393,8 @@ typedef struct {
 static const s_sample_t s_samples[] = {
     { "round_trip_register", s_build_register },
     { "round_trip_register_without_meta", s_build_register_bare },
+    { "round_trip_register_with_own_threshold",
+      s_build_register_own_threshold },
     { "round_trip_touch", s_build_touch },
     { "round_trip_deregister", s_build_deregister },
     { "round_trip_evict", s_build_evict },
@@ -297,12 +404,16 @@ static const s_sample_t s_samples[] = {
     { "round_trip_stats", s_build_stats },
     { "round_trip_sweep", s_build_sweep },
     { "round_trip_events", s_build_events },
+    { "round_trip_tombstones", s_build_tombstones },
+    { "round_trip_tombstones_without_options", s_build_tombstones_bare },
     { "round_trip_tick", s_build_tick },
     { "round_trip_event_stale", s_build_event },
     { "round_trip_event_operator", s_build_event_operator },
     { "round_trip_error", s_build_error },
+    { "round_trip_error_evicted", s_build_error_evicted },
     { "round_trip_result_register", s_build_result_register },
     { "round_trip_result_touch", s_build_result_touch },
+    { "round_trip_result_touch_evicted", s_build_result_touch_evicted },
     { "round_trip_result_deregister", s_build_result_deregister },
     { "round_trip_result_evict", s_build_result_evict },
     { "round_trip_result_get", s_build_result_get },
@@ -311,6 +422,13 @@ static const s_sample_t s_samples[] = {
     { "round_trip_result_dry_run_sweep", s_build_result_dry_sweep },
     { "round_trip_result_sweep", s_build_result_sweep },
     { "round_trip_result_events", s_build_result_events },
+    { "round_trip_result_tombstones", s_build_result_tombstones },
+    { "round_trip_result_tombstones_empty",
+      s_build_result_tombstones_empty },
+    { "round_trip_brake_status", s_build_brake_status },
+    { "round_trip_brake_release_for", s_build_brake_release_for },
+    { "round_trip_result_brake_engaged", s_build_result_brake_engaged },
+    { "round_trip_result_brake_released", s_build_result_brake_released },
 };
 
 static void
@@ -398,6 +516,19 @@ s_assert_client_equal (const msg_client_t *expected,
     assert_int_equal (expected->registered_ms, actual->registered_ms);
     assert_int_equal (expected->last_activity_ms, actual->last_activity_ms);
     s_assert_str_equal (expected->meta, actual->meta);
+    assert_int_equal (expected->stale_after_ms, actual->stale_after_ms);
+}
+
+static void
+s_assert_tombstone_equal (const msg_tombstone_t *expected,
+                          const msg_tombstone_t *actual)
+{
+    s_assert_str_equal (expected->id, actual->id);
+    s_assert_str_equal (expected->node, actual->node);
+    assert_int_equal (expected->reason, actual->reason);
+    assert_int_equal (expected->last_activity_ms, actual->last_activity_ms);
+    assert_int_equal (expected->removed_ms, actual->removed_ms);
+    assert_int_equal (expected->seq, actual->seq);
 }
 
 static void
@@ -423,6 +554,22 @@ s_assert_strs_equal (const msg_str_t *expected, uint32_t expected_count,
 }
 
 static void
+s_assert_brake_state_equal (const msg_brake_state_t *expected,
+                            const msg_brake_state_t *actual)
+{
+    assert_int_equal (expected->enabled, actual->enabled);
+    assert_int_equal (expected->engaged, actual->engaged);
+    assert_int_equal (expected->share, actual->share);
+    assert_int_equal (expected->min_clients, actual->min_clients);
+    assert_int_equal (expected->clients, actual->clients);
+    assert_int_equal (expected->stale, actual->stale);
+    assert_int_equal (expected->limit, actual->limit);
+    assert_int_equal (expected->held_back, actual->held_back);
+    assert_int_equal (expected->release_next, actual->release_next);
+    assert_int_equal (expected->release_left_ms, actual->release_left_ms);
+}
+
+static void
 s_assert_result_equal (const msg_result_t *expected,
                        const msg_result_t *actual)
 {
@@ -431,6 +578,8 @@ s_assert_result_equal (const msg_result_t *expected,
     assert_int_equal (expected->touched, actual->touched);
     s_assert_strs_equal (expected->unknown, expected->unknown_count,
                          actual->unknown, actual->unknown_count);
+    s_assert_strs_equal (expected->evicted, expected->evicted_count,
+                         actual->evicted, actual->evicted_count);
     assert_int_equal (expected->seq, actual->seq);
     s_assert_client_equal (&expected->client, &actual->client);
     assert_int_equal (expected->clients_count, actual->clients_count);
@@ -456,6 +605,11 @@ s_assert_result_equal (const msg_result_t *expected,
                               &actual->events[index]);
     assert_int_equal (expected->first_seq, actual->first_seq);
     assert_int_equal (expected->last_seq, actual->last_seq);
+    s_assert_brake_state_equal (&expected->brake, &actual->brake);
+    assert_int_equal (expected->tombstones_count, actual->tombstones_count);
+    for (uint32_t index = 0; index < expected->tombstones_count; index++)
+        s_assert_tombstone_equal (&expected->tombstones[index],
+                                  &actual->tombstones[index]);
 }
 
 static void
@@ -471,6 +625,7 @@ s_assert_message_equal (const msg_t *expected, const msg_t *actual)
         s_assert_str_equal (reg_a->id, reg_b->id);
         s_assert_str_equal (reg_a->node, reg_b->node);
         s_assert_str_equal (reg_a->meta, reg_b->meta);
+        assert_int_equal (reg_a->stale_after_ms, reg_b->stale_after_ms);
         break;
     case MSG_TOUCH:
         s_assert_strs_equal (expected->u.touch.ids, expected->u.touch.count,
@@ -483,6 +638,7 @@ s_assert_message_equal (const msg_t *expected, const msg_t *actual)
                             actual->u.client_ref.id);
         break;
     case MSG_LIST:
+    case MSG_TOMBSTONES:
         assert_int_equal (expected->u.list.limit, actual->u.list.limit);
         s_assert_str_equal (expected->u.list.after, actual->u.list.after);
         s_assert_str_equal (expected->u.list.node, actual->u.list.node);
@@ -497,6 +653,10 @@ s_assert_message_equal (const msg_t *expected, const msg_t *actual)
         assert_int_equal (expected->u.events.since, actual->u.events.since);
         assert_int_equal (expected->u.events.limit, actual->u.events.limit);
         s_assert_str_equal (expected->u.events.node, actual->u.events.node);
+        break;
+    case MSG_BRAKE:
+        assert_int_equal (expected->u.brake.action, actual->u.brake.action);
+        assert_int_equal (expected->u.brake.for_ms, actual->u.brake.for_ms);
         break;
     case MSG_TICK:
         s_assert_str_equal (expected->u.tick.scheduler,
@@ -650,11 +810,12 @@ names_of_types_codes_and_reasons (void **state)
 {
     static const char *const types[] = {
         "register", "touch", "deregister", "evict", "get", "list", "stats",
-        "sweep", "events", "tick", "event", "result", "error"
+        "sweep", "events", "tombstones", "brake", "tick", "event",
+        "result", "error"
     };
     static const char *const codes[] = {
         "none", "bad_request", "unsupported_version", "unknown_type",
-        "limit_exceeded", "unknown_client", "busy", "internal"
+        "limit_exceeded", "unknown_client", "busy", "internal", "evicted"
     };
     static const char *const reasons[] = {
         "stale", "deregistered", "operator"
@@ -677,11 +838,12 @@ names_of_types_codes_and_reasons (void **state)
     assert_string_equal (msg_reason_name (MSG_REASON_COUNT), "unknown");
 }
 
+/*  Every command comes before MSG_TICK in the enum.  */
 static void
-type_is_command_for_register_through_events (void **state)
+type_is_command_for_commands_only (void **state)
 {
     for (int type = 0; type < MSG_TYPE_COUNT; type++)
-        assert_int_equal (msg_type_is_command (type), type <= MSG_EVENTS);
+        assert_int_equal (msg_type_is_command (type), type < MSG_TICK);
     assert_false (msg_type_is_command (MSG_TYPE_COUNT));
 }
 
@@ -741,7 +903,8 @@ static void
 decode_returns_views_into_buffer (void **state)
 {
     msg_t expected;
-    s_sample (&s_samples[2], &expected);
+    memset (&expected, 0, sizeof (expected));
+    s_build_touch (&expected);
     size_t size;
     char *data = s_encode (&expected, &size);
 
@@ -1547,8 +1710,8 @@ decode_limits_touch_result (void **state)
                   " got 1001 (over MSG_TOUCH_IDS_MAX)");
     s_raw_touch_result (&raw, 1, MSG_TOUCH_IDS_MAX);
     s_raw_expect (&raw, MSG_ERR_LIMIT_EXCEEDED,
-                  "field \"unknown\": expected touched plus unknown ids to"
-                  " be at most 1000, got 1001");
+                  "field \"unknown\": expected touched, unknown and evicted"
+                  " ids to be at most 1000 together, got 1001");
 }
 
 /*  Rejections: rules between fields.  */
@@ -1751,6 +1914,327 @@ decode_rejects_unknown_reason (void **state)
     free (data);
 }
 
+/*  Own thresholds and tombstones.  */
+
+/*  A register of id "c1" on node "n" whose "stale_after_ms" the caller
+    packs next.  */
+static void
+s_raw_register_threshold (s_raw_t *raw)
+{
+    s_raw_head (raw, 3, "register");
+    s_raw_key (raw, "id");
+    s_raw_key (raw, "c1");
+    s_raw_key (raw, "node");
+    s_raw_key (raw, "n");
+    s_raw_key (raw, "stale_after_ms");
+}
+
+static void
+decode_rejects_own_threshold_below_one (void **state)
+{
+    s_raw_t raw;
+    s_raw_register_threshold (&raw);
+    s_raw_uint (&raw, 0);
+    s_raw_expect (&raw, MSG_ERR_BAD_REQUEST,
+                  "field \"stale_after_ms\": expected an integer of at least"
+                  " 1, got 0");
+
+    s_raw_register_threshold (&raw);
+    msgpack_pack_int64 (&raw.packer, -60000);
+    s_raw_expect (&raw, MSG_ERR_BAD_REQUEST,
+                  "field \"stale_after_ms\": expected an integer of at least"
+                  " 1, got -60000");
+
+    s_raw_register_threshold (&raw);
+    s_raw_key (&raw, "1m");
+    s_raw_expect (&raw, MSG_ERR_BAD_REQUEST,
+                  "field \"stale_after_ms\": expected an integer, got a"
+                  " string");
+
+    s_raw_register_threshold (&raw);
+    s_raw_uint (&raw, 1);
+    s_raw_expect_ok (&raw);
+}
+
+/*  A touch result with an "evicted" array of count ids besides an empty
+    "unknown".  */
+static void
+s_raw_touch_evicted (s_raw_t *raw, uint32_t count, uint64_t touched)
+{
+    s_raw_result_array (raw, "touch", "evicted", count, s_pack_id, 2);
+    s_raw_key (raw, "unknown");
+    msgpack_pack_array (&raw->packer, 0);
+    s_raw_key (raw, "touched");
+    s_raw_uint (raw, touched);
+}
+
+static void
+decode_limits_touch_result_evicted (void **state)
+{
+    s_raw_t raw;
+    s_raw_touch_evicted (&raw, MSG_TOUCH_IDS_MAX, 0);
+    s_raw_expect_ok (&raw);
+    s_raw_touch_evicted (&raw, MSG_TOUCH_IDS_MAX + 1, 0);
+    s_raw_expect (&raw, MSG_ERR_LIMIT_EXCEEDED,
+                  "field \"evicted\": expected an array of 0 to 1000 items,"
+                  " got 1001 items (over MSG_TOUCH_IDS_MAX)");
+    s_raw_touch_evicted (&raw, 500, 501);
+    s_raw_expect (&raw, MSG_ERR_LIMIT_EXCEEDED,
+                  "field \"evicted\": expected touched, unknown and evicted"
+                  " ids to be at most 1000 together, got 1001");
+}
+
+/*  "evicted" is optional so that older peers can read touch results, so
+    like every optional key it is left out rather than sent empty.  */
+static void
+decode_rejects_empty_evicted_array (void **state)
+{
+    s_raw_t raw;
+    s_raw_touch_evicted (&raw, 0, 1);
+    s_raw_expect (&raw, MSG_ERR_BAD_REQUEST,
+                  "field \"evicted\": must be left out when empty");
+
+    s_raw_touch_evicted (&raw, 1, 1);
+    s_raw_expect_ok (&raw);
+}
+
+static void
+decode_rejects_evicted_in_other_results (void **state)
+{
+    s_raw_t raw;
+    s_raw_result_array (&raw, "sweep", "evicted", 1, s_pack_id, 0);
+    s_raw_expect (&raw, MSG_ERR_BAD_REQUEST,
+                  "field \"evicted\": unknown key in sweep result");
+}
+
+static void
+decode_rejects_inconsistent_tombstone (void **state)
+{
+    msg_t msg;
+    size_t size;
+    char *data;
+
+    /*  Encoded from the valid sample, then patched, so that the encoder's
+        own checks do not stop it first.  */
+    memset (&msg, 0, sizeof (msg));
+    s_build_result_tombstones (&msg);
+    data = s_encode (&msg, &size);
+    char *seq = memmem (data, size, "\xa3seq\x07", 5);
+    assert_non_null (seq);
+    seq[4] = 0x00;
+    s_expect_rejected (data, size, MSG_ERR_BAD_REQUEST,
+                       "field \"tombstones[0].seq\": expected an integer of"
+                       " at least 1, got 0");
+    free (data);
+
+    data = s_encode (&msg, &size);
+    char *reason = memmem (data, size, "deregistered", 12);
+    assert_non_null (reason);
+    memcpy (reason, "Deregistered", 12);
+    s_expect_rejected (data, size, MSG_ERR_BAD_REQUEST,
+                       "field \"tombstones[1].reason\": expected one of"
+                       " stale, deregistered, operator");
+    free (data);
+}
+
+static void
+decode_limits_tombstones_page (void **state)
+{
+    s_raw_t raw;
+    s_raw_result_array (&raw, "tombstones", "tombstones", 0, s_pack_id, 0);
+    s_raw_expect_ok (&raw);
+
+    s_raw_result_array (&raw, "tombstones", "tombstones", 1, s_pack_id, 0);
+    s_raw_expect (&raw, MSG_ERR_BAD_REQUEST,
+                  "field \"tombstones[0]\": expected a map, got a string");
+
+    s_raw_head (&raw, 1, "tombstones");
+    s_raw_key (&raw, "limit");
+    s_raw_uint (&raw, MSG_PAGE_MAX + 1);
+    s_raw_expect (&raw, MSG_ERR_LIMIT_EXCEEDED,
+                  "field \"limit\": expected an integer from 1 to 1000,"
+                  " got 1001 (over MSG_PAGE_MAX)");
+}
+
+static void
+encode_rejects_bad_own_threshold_and_tombstones (void **state)
+{
+    msg_t msg;
+    memset (&msg, 0, sizeof (msg));
+    s_build_register_own_threshold (&msg);
+    msg.u.register_.stale_after_ms = -1;
+    s_encode_rejects (&msg, MSG_ERR_BAD_REQUEST,
+                      "field \"stale_after_ms\": expected an integer of at"
+                      " least 1, got -1");
+
+    memset (&msg, 0, sizeof (msg));
+    s_build_result_get (&msg);
+    msg.u.result.client.stale_after_ms = -2;
+    s_encode_rejects (&msg, MSG_ERR_BAD_REQUEST,
+                      "field \"client.stale_after_ms\"");
+
+    memset (&msg, 0, sizeof (msg));
+    s_build_result_touch_evicted (&msg);
+    msg_str_t evicted[1] = { STR ("bad id") };
+    msg.u.result.evicted = evicted;
+    msg.u.result.evicted_count = 1;
+    s_encode_rejects (&msg, MSG_ERR_BAD_REQUEST, "field \"evicted[0]\"");
+
+    memset (&msg, 0, sizeof (msg));
+    s_build_result_tombstones (&msg);
+    msg_tombstone_t tombstones[2] = { s_tombstones[0], s_tombstones[1] };
+    tombstones[1].reason = MSG_REASON_COUNT;
+    msg.u.result.tombstones = tombstones;
+    s_encode_rejects (&msg, MSG_ERR_BAD_REQUEST,
+                      "field \"tombstones[1].reason\"");
+    tombstones[1] = s_tombstones[1];
+    tombstones[0].removed_ms = -1;
+    s_encode_rejects (&msg, MSG_ERR_BAD_REQUEST,
+                      "field \"tombstones[0].removed_ms\"");
+}
+
+/*  A brake request with the given action and, when not 0, for_ms.  */
+static void
+s_raw_brake (s_raw_t *raw, const char *action, uint64_t for_ms)
+{
+    s_raw_head (raw, for_ms ? 2 : 1, "brake");
+    s_raw_key (raw, "action");
+    s_raw_key (raw, action);
+    if (for_ms) {
+        s_raw_key (raw, "for_ms");
+        s_raw_uint (raw, for_ms);
+    }
+}
+
+static void
+decode_rejects_bad_brake_request (void **state)
+{
+    s_raw_t raw;
+    s_raw_brake (&raw, "release", MSG_BRAKE_FOR_MAX_MS);
+    s_raw_expect_ok (&raw);
+
+    s_raw_brake (&raw, "stop", 0);
+    s_raw_expect (&raw, MSG_ERR_BAD_REQUEST,
+                  "field \"action\": expected one of status, release, got"
+                  " \"stop\"");
+
+    s_raw_brake (&raw, "status", 60000);
+    s_raw_expect (&raw, MSG_ERR_BAD_REQUEST,
+                  "field \"for_ms\": allowed only with action release, got"
+                  " action status");
+
+    s_raw_brake (&raw, "release", MSG_BRAKE_FOR_MAX_MS + 1);
+    s_raw_expect (&raw, MSG_ERR_LIMIT_EXCEEDED,
+                  "field \"for_ms\": expected at most 604800000 ms, got"
+                  " 604800001 (over MSG_BRAKE_FOR_MAX_MS)");
+
+    s_raw_head (&raw, 2, "brake");
+    s_raw_key (&raw, "action");
+    s_raw_key (&raw, "release");
+    s_raw_key (&raw, "for_ms");
+    s_raw_uint (&raw, 0);
+    s_raw_expect (&raw, MSG_ERR_BAD_REQUEST,
+                  "field \"for_ms\": expected an integer of at least 1,"
+                  " got 0");
+
+    s_raw_head (&raw, 0, "brake");
+    s_raw_expect (&raw, MSG_ERR_BAD_REQUEST,
+                  "field \"action\": missing, required in brake");
+}
+
+/*  The numbers of a brake result, the rest fixed.  */
+typedef struct {
+    bool engaged;
+    uint64_t share;
+    uint64_t clients;
+    uint64_t stale;
+    uint64_t limit;
+    uint64_t held_back;
+} s_brake_numbers_t;
+
+static void
+s_raw_brake_result (s_raw_t *raw, const s_brake_numbers_t *numbers)
+{
+    s_raw_head (raw, 11, "result");
+    s_raw_key (raw, "cmd");
+    s_raw_key (raw, "brake");
+    s_raw_key (raw, "enabled");
+    msgpack_pack_true (&raw->packer);
+    s_raw_key (raw, "engaged");
+    if (numbers->engaged)
+        msgpack_pack_true (&raw->packer);
+    else
+        msgpack_pack_false (&raw->packer);
+    s_raw_key (raw, "share");
+    s_raw_uint (raw, numbers->share);
+    s_raw_key (raw, "min_clients");
+    s_raw_uint (raw, 100);
+    s_raw_key (raw, "clients");
+    s_raw_uint (raw, numbers->clients);
+    s_raw_key (raw, "stale");
+    s_raw_uint (raw, numbers->stale);
+    s_raw_key (raw, "limit");
+    s_raw_uint (raw, numbers->limit);
+    s_raw_key (raw, "held_back");
+    s_raw_uint (raw, numbers->held_back);
+    s_raw_key (raw, "release_next");
+    msgpack_pack_false (&raw->packer);
+    s_raw_key (raw, "release_left_ms");
+    s_raw_uint (raw, 0);
+}
+
+static void
+decode_rejects_inconsistent_brake_result (void **state)
+{
+    static const struct {
+        s_brake_numbers_t numbers;
+        msg_error_code_t code;
+        const char *fragment;
+    } cases[] = {
+        { { true, 20, 200, 100, 40, 60 }, MSG_ERR_NONE, NULL },
+        { { false, 20, 200, 10, 40, 0 }, MSG_ERR_NONE, NULL },
+        { { true, 0, 200, 100, 40, 60 }, MSG_ERR_BAD_REQUEST,
+          "field \"share\": expected an integer from 1 to 100, got 0" },
+        { { true, 101, 200, 100, 40, 60 }, MSG_ERR_BAD_REQUEST,
+          "field \"share\": expected an integer from 1 to 100, got 101" },
+        { { true, 20, 200, 201, 40, 60 }, MSG_ERR_BAD_REQUEST,
+          "field \"stale\": expected at most clients (200), got 201" },
+        { { true, 20, 200, 100, 201, 60 }, MSG_ERR_BAD_REQUEST,
+          "field \"limit\": expected at most clients (200), got 201" },
+        { { true, 20, 200, 100, 40, 101 }, MSG_ERR_BAD_REQUEST,
+          "field \"held_back\": expected at most stale (100), got 101" },
+        { { false, 20, 200, 100, 40, 60 }, MSG_ERR_BAD_REQUEST,
+          "field \"held_back\": expected 0 when engaged is false, got 60" },
+    };
+
+    for (size_t index = 0; index < COUNT_OF (cases); index++) {
+        s_raw_t raw;
+        s_raw_brake_result (&raw, &cases[index].numbers);
+        if (cases[index].code == MSG_ERR_NONE)
+            s_raw_expect_ok (&raw);
+        else
+            s_raw_expect (&raw, cases[index].code, cases[index].fragment);
+    }
+}
+
+static void
+brake_action_names (void **state)
+{
+    msg_brake_action_t action = MSG_BRAKE_ACTION_COUNT;
+    assert_string_equal (msg_brake_action_name (MSG_BRAKE_STATUS), "status");
+    assert_string_equal (msg_brake_action_name (MSG_BRAKE_RELEASE),
+                         "release");
+    assert_string_equal (msg_brake_action_name (MSG_BRAKE_ACTION_COUNT),
+                         "unknown");
+
+    msg_t msg;
+    memset (&msg, 0, sizeof (msg));
+    s_build_brake_status (&msg);
+    msg.u.brake.action = action;
+    s_encode_rejects (&msg, MSG_ERR_BAD_REQUEST,
+                      "field \"action\": 2 is not a valid brake action");
+}
+
 /*  Rejections by mutation of each sample's msgpack tree.  */
 
 typedef enum {
@@ -1820,13 +2304,16 @@ static bool
 s_key_is_optional (msg_type_t type, const char *path, const char *key)
 {
     bool at_root = strcmp (path, key) == 0;
-    if (strcmp (key, "meta") == 0)
+    if (strcmp (key, "meta") == 0 || strcmp (key, "stale_after_ms") == 0)
         return true;
     if (!at_root)
         return false;
-    if (strcmp (key, "req") == 0 || strcmp (key, "next") == 0)
+    if (strcmp (key, "req") == 0 || strcmp (key, "next") == 0
+        || strcmp (key, "evicted") == 0)
         return true;
-    if (type != MSG_LIST && type != MSG_EVENTS)
+    if (type == MSG_BRAKE && strcmp (key, "for_ms") == 0)
+        return true;
+    if (type != MSG_LIST && type != MSG_EVENTS && type != MSG_TOMBSTONES)
         return false;
     return strcmp (key, "after") == 0 || strcmp (key, "node") == 0;
 }
@@ -2240,7 +2727,7 @@ encode_rejects_oversize_body (void **state)
         snprintf (ids[index], sizeof (ids[index]), "c%u", (unsigned) index);
         clients[index] = (msg_client_t) { msg_str (ids[index]),
                                           msg_str ("n"), 1, 2,
-                                          { meta, MSG_META_MAX } };
+                                          { meta, MSG_META_MAX }, 0 };
     }
     msg_t msg;
     memset (&msg, 0, sizeof (msg));
@@ -2262,7 +2749,7 @@ encode_rejects_oversize_body (void **state)
 
 static const struct CMUnitTest s_tests[] = {
     TEST (names_of_types_codes_and_reasons),
-    TEST (type_is_command_for_register_through_events),
+    TEST (type_is_command_for_commands_only),
     TEST (str_helpers_view_compare_and_copy),
     TEST (id_and_node_validity),
     TEST (decode_returns_views_into_buffer),
@@ -2298,11 +2785,21 @@ static const struct CMUnitTest s_tests[] = {
     TEST (decode_rejects_bad_stats_names),
     TEST (decode_limits_result_pages),
     TEST (decode_limits_touch_result),
+    TEST (decode_rejects_own_threshold_below_one),
+    TEST (decode_limits_touch_result_evicted),
+    TEST (decode_rejects_empty_evicted_array),
+    TEST (decode_rejects_evicted_in_other_results),
+    TEST (decode_rejects_inconsistent_tombstone),
+    TEST (decode_limits_tombstones_page),
+    TEST (encode_rejects_bad_own_threshold_and_tombstones),
     TEST (decode_rejects_inconsistent_event),
     TEST (decode_rejects_inconsistent_sweep_result),
     TEST (decode_rejects_inconsistent_events_result),
     TEST (decode_rejects_out_of_range_numbers),
     TEST (decode_rejects_unknown_reason),
+    TEST (decode_rejects_bad_brake_request),
+    TEST (decode_rejects_inconsistent_brake_result),
+    TEST (brake_action_names),
     TEST (decode_rejects_each_missing_key),
     TEST (decode_rejects_each_wrong_type),
     TEST (decode_rejects_each_duplicate_key),

@@ -24,6 +24,10 @@
 #define BUSY_TIMEOUT_MS 100
 #define COLLECT_MAX 16
 
+/*  A cutoff for clients on the default threshold only.  */
+#define DEFAULT_CUTOFF(ms)                                                    \
+    (&(store_cutoff_t) { .cutoff_ms = (ms), .now_ms = 0, .own_max_ms = 0 })
+
 typedef struct {
     char dir[64];
     char path[128];
@@ -111,7 +115,7 @@ static void
 s_register (store_t *store, const char *id, const char *node, int64_t now_ms)
 {
     bool created;
-    int rc = store_register (store, id, node, NULL, 0, now_ms, &created);
+    int rc = store_register (store, id, node, NULL, 0, 0, now_ms, &created);
     if (rc != 0)
         print_error ("store_register %s: %s\n", id, store_error (store));
     assert_int_equal (rc, 0);
@@ -123,7 +127,8 @@ s_evict (store_t *store, int64_t cutoff_ms, uint32_t max, int64_t now_ms,
          store_event_t *events, uint32_t expected)
 {
     uint32_t count = 99;
-    int rc = store_evict_batch (store, cutoff_ms, max, 1, now_ms, events,
+    int rc = store_evict_batch (store, DEFAULT_CUTOFF (cutoff_ms), max, 1,
+                                now_ms, events,
                                 &count);
     if (rc != 0)
         print_error ("store_evict_batch: %s\n", store_error (store));
@@ -296,7 +301,7 @@ store_reopen_keeps_clients (void **state)
 {
     fixture_t *fixture = *state;
     bool created;
-    assert_int_equal (store_register (fixture->store, "a", "n1", "xy", 2,
+    assert_int_equal (store_register (fixture->store, "a", "n1", "xy", 2, 0,
                                       1000, &created), 0);
     s_reopen (fixture);
 
@@ -360,15 +365,15 @@ store_open_rejects_newer_schema (void **state)
     fixture_t *fixture = *state;
     store_destroy (&fixture->store);
     sqlite3 *db = s_other_connection (fixture->path,
-                                      "UPDATE meta SET value = 2"
+                                      "UPDATE meta SET value = 3"
                                       " WHERE key = 'schema_version'");
     sqlite3_close (db);
 
     char error[512];
     assert_null (store_open (fixture->path, BUSY_TIMEOUT_MS, error,
                              sizeof error));
-    assert_non_null (strstr (error, "schema version 2"));
-    assert_non_null (strstr (error, "version 1, the newest"));
+    assert_non_null (strstr (error, "schema version 3"));
+    assert_non_null (strstr (error, "version 2, the newest"));
 }
 
 static void
@@ -408,7 +413,7 @@ store_register_creates_client (void **state)
 {
     fixture_t *fixture = *state;
     bool created = false;
-    assert_int_equal (store_register (fixture->store, "a", "n1", NULL, 0,
+    assert_int_equal (store_register (fixture->store, "a", "n1", NULL, 0, 0,
                                       1000, &created), 0);
     assert_true (created);
 
@@ -427,7 +432,7 @@ store_register_updates_existing_client (void **state)
     bool created = true;
     s_register (fixture->store, "a", "n1", 1000);
     assert_int_equal (store_register (fixture->store, "a", "n2", "meta", 4,
-                                      2000, &created), 0);
+                                      0, 2000, &created), 0);
     assert_false (created);
 
     store_client_t client;
@@ -446,7 +451,7 @@ store_register_never_lowers_activity (void **state)
     fixture_t *fixture = *state;
     bool created;
     s_register (fixture->store, "a", "n1", 5000);
-    assert_int_equal (store_register (fixture->store, "a", "n1", NULL, 0,
+    assert_int_equal (store_register (fixture->store, "a", "n1", NULL, 0, 0,
                                       3000, &created), 0);
     assert_int_equal (s_activity (fixture->store, "a"), 5000);
 }
@@ -459,7 +464,7 @@ store_register_rejects_long_id (void **state)
     memset (id, 'x', MSG_ID_MAX + 1);
     id[MSG_ID_MAX + 1] = '\0';
     bool created;
-    assert_int_equal (store_register (fixture->store, id, "n1", NULL, 0, 1,
+    assert_int_equal (store_register (fixture->store, id, "n1", NULL, 0, 0, 1,
                                       &created), -1);
     assert_non_null (strstr (store_error (fixture->store),
                              "id is 129 bytes, expected 1 to 128"));
@@ -615,7 +620,8 @@ store_stale_counts_and_lists_oldest_first (void **state)
 
     ids_t ids = {0};
     uint64_t stale = 0;
-    assert_int_equal (store_stale (fixture->store, 500, 2, s_collect_id, &ids,
+    assert_int_equal (store_stale (fixture->store, DEFAULT_CUTOFF (500), 2,
+                                   s_collect_id, &ids,
                                    &stale), 0);
     assert_int_equal (stale, 3);
     assert_int_equal (ids.count, 2);
@@ -710,7 +716,8 @@ store_evict_fails_busy_and_leaves_store_unchanged (void **state)
 
     store_event_t events[10];
     uint32_t count = 99;
-    assert_int_equal (store_evict_batch (fixture->store, 1000, 10, 1, 2000,
+    assert_int_equal (store_evict_batch (fixture->store,
+                                         DEFAULT_CUTOFF (1000), 10, 1, 2000,
                                          events, &count), -1);
     assert_int_equal (count, 0);
     assert_true (store_busy (fixture->store));
@@ -741,7 +748,8 @@ store_evict_keeps_client_touched_before_it (void **state)
 
     store_event_t events[10];
     uint32_t count;
-    assert_int_equal (store_evict_batch (fixture->store, 500, 10, 1, 1000,
+    assert_int_equal (store_evict_batch (fixture->store,
+                                         DEFAULT_CUTOFF (500), 10, 1, 1000,
                                          events, &count), -1);
     assert_true (store_busy (fixture->store));
 
@@ -765,7 +773,8 @@ store_evict_rolls_back_on_failure (void **state)
 
     store_event_t events[10];
     uint32_t count = 99;
-    assert_int_equal (store_evict_batch (fixture->store, 1000, 10, 1, 2000,
+    assert_int_equal (store_evict_batch (fixture->store,
+                                         DEFAULT_CUTOFF (1000), 10, 1, 2000,
                                          events, &count), -1);
     assert_int_equal (count, 0);
     assert_false (store_busy (fixture->store));
@@ -1027,6 +1036,594 @@ store_integrity_check_reports_ok (void **state)
     assert_string_equal (result, "ok");
 }
 
+/*  ------------------------------------------------------------------
+    Schema version 2: migration and index use.  */
+
+/*  A store file as version 1 of the schema left it: clients without
+    stale_after_ms, no tombstones table, one event.  */
+static const char s_version_1_file[] =
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "INSERT INTO meta (key, value) VALUES ('last_seq', 1);"
+    "INSERT INTO meta (key, value) VALUES ('schema_version', 1);"
+    "CREATE TABLE clients (id TEXT PRIMARY KEY, node TEXT NOT NULL,"
+    "    registered_ms INTEGER NOT NULL,"
+    "    last_activity_ms INTEGER NOT NULL, meta BLOB);"
+    "CREATE INDEX clients_activity ON clients (last_activity_ms);"
+    "CREATE INDEX clients_node ON clients (node, id);"
+    "CREATE TABLE events (seq INTEGER PRIMARY KEY,"
+    "    prev INTEGER NOT NULL, id TEXT NOT NULL, node TEXT NOT NULL,"
+    "    reason TEXT NOT NULL"
+    "        CHECK (reason IN ('stale', 'deregistered', 'operator')),"
+    "    last_activity_ms INTEGER NOT NULL,"
+    "    removed_ms INTEGER NOT NULL, sweep INTEGER NOT NULL);"
+    "CREATE INDEX events_node ON events (node, seq);"
+    "CREATE TABLE node_seq (node TEXT PRIMARY KEY, seq INTEGER NOT NULL);"
+    "INSERT INTO clients VALUES ('old', 'n1', 100, 100, x'6d');"
+    "INSERT INTO clients VALUES ('new', 'n1', 100, 900, NULL);"
+    "INSERT INTO events VALUES (1, 0, 'gone', 'n1', 'stale', 50, 60, 1);"
+    "INSERT INTO node_seq VALUES ('n1', 1);";
+
+/*  Runs a query that returns one integer on a second connection.  */
+static int64_t
+s_query_other (const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    assert_int_equal (sqlite3_open (path, &db), SQLITE_OK);
+    assert_int_equal (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL),
+                      SQLITE_OK);
+    assert_int_equal (sqlite3_step (stmt), SQLITE_ROW);
+    int64_t value = sqlite3_column_int64 (stmt, 0);
+    sqlite3_finalize (stmt);
+    sqlite3_close (db);
+    return value;
+}
+
+static void
+store_migrates_version_1_file (void **state)
+{
+    fixture_t *fixture = *state;
+    char path[160];
+    snprintf (path, sizeof path, "%s/v1.db", fixture->dir);
+    sqlite3 *db = s_other_connection (path, s_version_1_file);
+    sqlite3_close (db);
+
+    store_destroy (&fixture->store);
+    fixture->store = s_open (path);
+    assert_non_null (fixture->store);
+    assert_int_equal (s_query_other (path, "SELECT value FROM meta"
+                                     " WHERE key = 'schema_version'"),
+                      2);
+    assert_int_equal (s_query_other (path, "SELECT count(*) FROM"
+                                     " sqlite_master WHERE name IN"
+                                     " ('clients_deadline', 'tombstones',"
+                                     " 'tombstones_removed')"),
+                      3);
+
+    //  Rows, seq and prev carry over, and both clients follow the default
+    store_client_t client;
+    assert_int_equal (store_get (fixture->store, "old", &client), 0);
+    assert_int_equal (client.last_activity_ms, 100);
+    assert_int_equal (client.stale_after_ms, 0);
+    assert_int_equal (client.meta_len, 1);
+    s_range (fixture->store, 1, 1);
+    store_event_t events[4];
+    s_evict (fixture->store, 500, 4, 2000, events, 1);
+    assert_string_equal (events[0].id, "old");
+    assert_int_equal (events[0].seq, 2);
+    assert_int_equal (events[0].prev, 1);
+
+    //  The new column and table work on the migrated file
+    s_register (fixture->store, "own", "n1", 100);
+    bool created;
+    assert_int_equal (store_register (fixture->store, "own", "n1", NULL, 0,
+                                      300, 100, &created), 0);
+    store_set_tombstones (fixture->store, true);
+    store_cutoff_t cutoff = { INT64_MIN, 1000, 1000 };
+    uint32_t count = 0;
+    assert_int_equal (store_evict_batch (fixture->store, &cutoff, 4, 2,
+                                         3000, events, &count), 0);
+    assert_int_equal (count, 1);
+    store_tombstone_t tombstone;
+    assert_int_equal (store_get_tombstone (fixture->store, "own",
+                                           &tombstone), 0);
+    assert_int_equal (tombstone.seq, 3);
+}
+
+/*  Reopening a file of the current version runs no migration again.  */
+static void
+store_reopen_keeps_version_2 (void **state)
+{
+    fixture_t *fixture = *state;
+    bool created;
+    assert_int_equal (store_register (fixture->store, "a", "n1", NULL, 0,
+                                      90000, 1000, &created), 0);
+    s_reopen (fixture);
+    assert_int_equal (s_query_other (fixture->path, "SELECT value FROM meta"
+                                     " WHERE key = 'schema_version'"),
+                      2);
+    store_client_t client;
+    assert_int_equal (store_get (fixture->store, "a", &client), 0);
+    assert_int_equal (client.stale_after_ms, 90000);
+}
+
+static void
+s_assert_plan_has (const char *plan, const char *line)
+{
+    if (!strstr (plan, line))
+        print_error ("expected \"%s\" in the plan:\n%s\n", line, plan);
+    assert_non_null (strstr (plan, line));
+}
+
+/*  A sweep reads only stale rows, for both kinds of threshold, only if
+    SQLite picks the partial indexes.  A full scan would still return the
+    right rows, so only the plan shows it.  */
+static void
+store_sweep_queries_search_indexes (void **state)
+{
+    fixture_t *fixture = *state;
+    char plan[2048];
+    assert_int_equal (store_explain (fixture->store, plan, sizeof plan), 0);
+
+    s_assert_plan_has (plan, "stale select: SEARCH clients USING INDEX"
+                             " clients_activity (last_activity_ms<?)");
+    s_assert_plan_has (plan, "stale count: SEARCH clients USING");
+    s_assert_plan_has (plan, "INDEX clients_activity (last_activity_ms<?)");
+    s_assert_plan_has (plan, "own stale select: SEARCH clients USING INDEX"
+                             " clients_deadline (<expr><?)");
+    s_assert_plan_has (plan, "own stale count: SEARCH clients USING");
+    s_assert_plan_has (plan, "INDEX clients_deadline (<expr><?)");
+    s_assert_plan_has (plan, "tombstone purge: SEARCH tombstones USING");
+    s_assert_plan_has (plan, "INDEX tombstones_removed (removed_ms<?)");
+    if (strstr (plan, "SCAN"))
+        print_error ("a full scan in the plan:\n%s\n", plan);
+    assert_null (strstr (plan, "SCAN"));
+    assert_null (strstr (plan, "TEMP B-TREE"));
+}
+
+/*  ------------------------------------------------------------------
+    Own thresholds.  */
+
+static void
+s_register_own (store_t *store, const char *id, int64_t stale_after_ms,
+                int64_t now_ms)
+{
+    bool created;
+    int rc = store_register (store, id, "n1", NULL, 0, stale_after_ms,
+                             now_ms, &created);
+    if (rc != 0)
+        print_error ("store_register %s: %s\n", id, store_error (store));
+    assert_int_equal (rc, 0);
+}
+
+static uint32_t
+s_evict_by (store_t *store, const store_cutoff_t *cutoff, uint32_t max,
+            store_event_t *events)
+{
+    uint32_t count = 99;
+    int rc = store_evict_batch (store, cutoff, max, 1, 5000, events, &count);
+    if (rc != 0)
+        print_error ("store_evict_batch: %s\n", store_error (store));
+    assert_int_equal (rc, 0);
+    return count;
+}
+
+static void
+store_register_sets_and_clears_own_threshold (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register_own (fixture->store, "a", 120000, 1000);
+    store_client_t client;
+    assert_int_equal (store_get (fixture->store, "a", &client), 0);
+    assert_int_equal (client.stale_after_ms, 120000);
+
+    //  A registration states the whole client, so one without a
+    //  threshold puts the client back on the default
+    s_register_own (fixture->store, "a", 0, 2000);
+    assert_int_equal (store_get (fixture->store, "a", &client), 0);
+    assert_int_equal (client.stale_after_ms, 0);
+    assert_int_equal (client.last_activity_ms, 2000);
+}
+
+static void
+store_register_rejects_negative_threshold (void **state)
+{
+    fixture_t *fixture = *state;
+    bool created;
+    assert_int_equal (store_register (fixture->store, "a", "n1", NULL, 0, -5,
+                                      1000, &created), -1);
+    assert_non_null (strstr (store_error (fixture->store),
+                             "stale_after_ms of client \"a\" is -5,"
+                             " expected 0 (the default) or more"));
+    assert_int_equal (s_client_count (fixture->store), 0);
+}
+
+static void
+store_evict_own_threshold_by_deadline (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "default", "n1", 100);
+    s_register_own (fixture->store, "short", 500, 100);
+    s_register_own (fixture->store, "long", 5000, 100);
+
+    //  At 1000 only "short" is past its deadline (100 + 500); "default"
+    //  is after the default cutoff of 50
+    store_event_t events[8];
+    store_cutoff_t cutoff = { 50, 1000, INT64_MAX };
+    assert_int_equal (s_evict_by (fixture->store, &cutoff, 8, events), 1);
+    assert_string_equal (events[0].id, "short");
+    assert_int_equal (events[0].reason, MSG_REASON_STALE);
+    assert_int_equal (events[0].last_activity_ms, 100);
+
+    //  A default cutoff past 100 evicts "default" but never "long",
+    //  whatever the default is
+    cutoff.cutoff_ms = 200;
+    assert_int_equal (s_evict_by (fixture->store, &cutoff, 8, events), 1);
+    assert_string_equal (events[0].id, "default");
+    store_client_t client;
+    assert_int_equal (store_get (fixture->store, "long", &client), 0);
+
+    //  An own deadline equal to now is not yet stale
+    cutoff.now_ms = 5100;
+    assert_int_equal (s_evict_by (fixture->store, &cutoff, 8, events), 0);
+    cutoff.now_ms = 5101;
+    assert_int_equal (s_evict_by (fixture->store, &cutoff, 8, events), 1);
+    assert_string_equal (events[0].id, "long");
+}
+
+/*  own_max_ms carries the start-up grace: a client whose own threshold
+    is longer than the time the registry has served is kept.  */
+static void
+store_evict_holds_back_threshold_over_own_max (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register_own (fixture->store, "a", 500, 100);
+    s_register_own (fixture->store, "b", 2000, 100);
+
+    store_event_t events[8];
+    store_cutoff_t cutoff = { INT64_MIN, 9000, 499 };
+    assert_int_equal (s_evict_by (fixture->store, &cutoff, 8, events), 0);
+    uint64_t stale = 99;
+    assert_int_equal (store_stale (fixture->store, &cutoff, 0, NULL, NULL,
+                                   &stale), 0);
+    assert_int_equal (stale, 0);
+
+    cutoff.own_max_ms = 500;
+    assert_int_equal (s_evict_by (fixture->store, &cutoff, 8, events), 1);
+    assert_string_equal (events[0].id, "a");
+    cutoff.own_max_ms = 0;
+    s_register_own (fixture->store, "c", 500, 100);
+    assert_int_equal (s_evict_by (fixture->store, &cutoff, 8, events), 0);
+    assert_int_equal (s_client_count (fixture->store), 2);
+}
+
+/*  A batch takes default clients first, then own ones by deadline, and
+    a full batch leaves the rest for the next.  */
+static void
+store_evict_batches_both_kinds (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "d2", "n1", 200);
+    s_register (fixture->store, "d1", "n1", 100);
+    s_register_own (fixture->store, "o2", 300, 100);
+    s_register_own (fixture->store, "o1", 100, 100);
+
+    store_event_t events[3];
+    store_cutoff_t cutoff = { 1000, 1000, INT64_MAX };
+    assert_int_equal (s_evict_by (fixture->store, &cutoff, 3, events), 3);
+    assert_string_equal (events[0].id, "d1");
+    assert_string_equal (events[1].id, "d2");
+    assert_string_equal (events[2].id, "o1");
+    assert_int_equal (events[2].seq, 3);
+    assert_int_equal (s_evict_by (fixture->store, &cutoff, 3, events), 1);
+    assert_string_equal (events[0].id, "o2");
+    assert_int_equal (events[0].seq, 4);
+    assert_int_equal (events[0].prev, 3);
+}
+
+static void
+store_stale_counts_and_lists_both_kinds (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "d1", "n1", 100);
+    s_register (fixture->store, "d2", "n1", 900);
+    s_register_own (fixture->store, "o1", 100, 100);
+    s_register_own (fixture->store, "o2", 5000, 100);
+
+    store_cutoff_t cutoff = { 500, 1000, INT64_MAX };
+    ids_t ids = {0};
+    uint64_t stale = 0;
+    assert_int_equal (store_stale (fixture->store, &cutoff, 10, s_collect_id,
+                                   &ids, &stale), 0);
+    assert_int_equal (stale, 2);
+    assert_int_equal (ids.count, 2);
+    assert_string_equal (ids.ids[0], "d1");
+    assert_string_equal (ids.ids[1], "o1");
+
+    memset (&ids, 0, sizeof ids);
+    assert_int_equal (store_stale (fixture->store, &cutoff, 1, s_collect_id,
+                                   &ids, &stale), 0);
+    assert_int_equal (stale, 2);
+    assert_int_equal (ids.count, 1);
+    assert_int_equal (s_client_count (fixture->store), 4);
+}
+
+static void
+store_min_stale_after_finds_smallest (void **state)
+{
+    fixture_t *fixture = *state;
+    int64_t min = 99;
+    assert_int_equal (store_min_stale_after (fixture->store, &min), 0);
+    assert_int_equal (min, 0);
+
+    s_register (fixture->store, "d", "n1", 100);
+    s_register_own (fixture->store, "a", 70000, 100);
+    s_register_own (fixture->store, "b", 65000, 100);
+    assert_int_equal (store_min_stale_after (fixture->store, &min), 0);
+    assert_int_equal (min, 65000);
+}
+
+/*  The staleness test of an own threshold also runs inside the deleting
+    transaction: a touch committed while the sweep waits keeps it.  */
+static void
+store_evict_keeps_own_client_touched_before_it (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register_own (fixture->store, "a", 500, 100);
+    sqlite3 *other = s_other_connection (fixture->path, "BEGIN IMMEDIATE");
+    s_exec (other, "UPDATE clients SET last_activity_ms = 900"
+                   " WHERE id = 'a'");
+
+    store_event_t events[4];
+    store_cutoff_t cutoff = { INT64_MIN, 1000, INT64_MAX };
+    uint32_t count;
+    assert_int_equal (store_evict_batch (fixture->store, &cutoff, 4, 1, 1000,
+                                         events, &count), -1);
+    assert_true (store_busy (fixture->store));
+    s_exec (other, "COMMIT");
+    sqlite3_close (other);
+    assert_int_equal (s_evict_by (fixture->store, &cutoff, 4, events), 0);
+    assert_int_equal (s_activity (fixture->store, "a"), 900);
+}
+
+/*  ------------------------------------------------------------------
+    Tombstones.  */
+
+static void
+s_assert_tombstone (store_t *store, const store_event_t *event)
+{
+    store_tombstone_t tombstone;
+    assert_int_equal (store_get_tombstone (store, event->id, &tombstone), 0);
+    assert_string_equal (tombstone.id, event->id);
+    assert_string_equal (tombstone.node, event->node);
+    assert_int_equal (tombstone.reason, event->reason);
+    assert_int_equal (tombstone.last_activity_ms, event->last_activity_ms);
+    assert_int_equal (tombstone.removed_ms, event->removed_ms);
+    assert_int_equal (tombstone.seq, event->seq);
+}
+
+static int
+s_collect_tombstone_id (const store_tombstone_t *tombstone, void *arg)
+{
+    ids_t *ids = arg;
+    assert_true (ids->count < COLLECT_MAX);
+    snprintf (ids->ids[ids->count], sizeof ids->ids[0], "%s",
+              tombstone->id);
+    ids->count++;
+    return 0;
+}
+
+static void
+s_list_tombstones (store_t *store, const char *after, const char *node,
+                   uint32_t limit, ids_t *ids)
+{
+    memset (ids, 0, sizeof *ids);
+    assert_int_equal (store_list_tombstones (store, after, node, limit,
+                                             s_collect_tombstone_id, ids),
+                      0);
+}
+
+static void
+store_removals_write_tombstones_when_on (void **state)
+{
+    fixture_t *fixture = *state;
+    store_set_tombstones (fixture->store, true);
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n2", 200);
+    s_register_own (fixture->store, "c", 300, 100);
+
+    store_event_t event;
+    assert_int_equal (store_remove (fixture->store, "a",
+                                    MSG_REASON_DEREGISTERED, 500, &event),
+                      0);
+    s_assert_tombstone (fixture->store, &event);
+
+    store_event_t events[4];
+    store_cutoff_t cutoff = { 1000, 1000, INT64_MAX };
+    assert_int_equal (s_evict_by (fixture->store, &cutoff, 4, events), 2);
+    s_assert_tombstone (fixture->store, &events[0]);
+    s_assert_tombstone (fixture->store, &events[1]);
+    assert_int_equal (events[1].reason, MSG_REASON_STALE);
+    assert_int_equal (events[1].removed_ms, 5000);
+
+    ids_t ids;
+    s_list_tombstones (fixture->store, NULL, NULL, 10, &ids);
+    assert_int_equal (ids.count, 3);
+    assert_string_equal (ids.ids[0], "a");
+    assert_string_equal (ids.ids[2], "c");
+}
+
+static void
+store_removals_write_no_tombstone_when_off (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n1", 100);
+    store_event_t events[4];
+    assert_int_equal (store_remove (fixture->store, "a",
+                                    MSG_REASON_OPERATOR, 500, &events[0]),
+                      0);
+    s_evict (fixture->store, 1000, 4, 2000, events, 1);
+
+    store_tombstone_t tombstone;
+    assert_int_equal (store_get_tombstone (fixture->store, "a", &tombstone),
+                      STORE_NOT_FOUND);
+    assert_int_equal (store_get_tombstone (fixture->store, "b", &tombstone),
+                      STORE_NOT_FOUND);
+}
+
+/*  The tombstone is part of the removal's transaction: when writing it
+    fails, the client stays and no event is written, and when writing
+    the event fails, no tombstone is left.  */
+static void
+store_tombstone_rolls_back_with_removal (void **state)
+{
+    fixture_t *fixture = *state;
+    store_set_tombstones (fixture->store, true);
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n1", 100);
+    s_inject_failure (fixture->path,
+                      "CREATE TRIGGER fail BEFORE INSERT ON tombstones"
+                      " BEGIN SELECT RAISE (ABORT, 'injected'); END");
+
+    store_event_t event;
+    assert_int_equal (store_remove (fixture->store, "a", MSG_REASON_OPERATOR,
+                                    500, &event), -1);
+    assert_non_null (strstr (store_error (fixture->store),
+                             "remove: injected"));
+    store_event_t events[4];
+    uint32_t count = 99;
+    assert_int_equal (store_evict_batch (fixture->store,
+                                         DEFAULT_CUTOFF (1000), 4, 1, 2000,
+                                         events, &count), -1);
+    assert_int_equal (count, 0);
+    assert_int_equal (s_client_count (fixture->store), 2);
+    s_range (fixture->store, 0, 0);
+    s_assert_no_transaction (fixture->path);
+    s_remove_failure (fixture->path);
+
+    s_inject_failure (fixture->path,
+                      "CREATE TRIGGER fail BEFORE INSERT ON events"
+                      " BEGIN SELECT RAISE (ABORT, 'injected'); END");
+    assert_int_equal (store_remove (fixture->store, "a", MSG_REASON_OPERATOR,
+                                    500, &event), -1);
+    store_tombstone_t tombstone;
+    assert_int_equal (store_get_tombstone (fixture->store, "a", &tombstone),
+                      STORE_NOT_FOUND);
+    s_remove_failure (fixture->path);
+
+    assert_int_equal (store_remove (fixture->store, "a", MSG_REASON_OPERATOR,
+                                    500, &event), 0);
+    assert_int_equal (event.seq, 1);
+    s_assert_tombstone (fixture->store, &event);
+}
+
+static void
+store_register_revives_tombstoned_client (void **state)
+{
+    fixture_t *fixture = *state;
+    store_set_tombstones (fixture->store, true);
+    s_register (fixture->store, "a", "n1", 100);
+    store_event_t event;
+    assert_int_equal (store_remove (fixture->store, "a", MSG_REASON_OPERATOR,
+                                    500, &event), 0);
+
+    s_register (fixture->store, "a", "n2", 900);
+    store_tombstone_t tombstone;
+    assert_int_equal (store_get_tombstone (fixture->store, "a", &tombstone),
+                      STORE_NOT_FOUND);
+    store_client_t client;
+    assert_int_equal (store_get (fixture->store, "a", &client), 0);
+    assert_string_equal (client.node, "n2");
+    assert_int_equal (client.registered_ms, 900);
+}
+
+/*  A revival whose insert fails keeps the tombstone.  */
+static void
+store_failed_revival_keeps_tombstone (void **state)
+{
+    fixture_t *fixture = *state;
+    store_set_tombstones (fixture->store, true);
+    s_register (fixture->store, "a", "n1", 100);
+    store_event_t event;
+    assert_int_equal (store_remove (fixture->store, "a", MSG_REASON_OPERATOR,
+                                    500, &event), 0);
+    s_inject_failure (fixture->path,
+                      "CREATE TRIGGER fail AFTER DELETE ON tombstones"
+                      " BEGIN SELECT RAISE (ABORT, 'injected'); END");
+
+    bool created;
+    assert_int_equal (store_register (fixture->store, "a", "n1", NULL, 0, 0,
+                                      900, &created), -1);
+    s_remove_failure (fixture->path);
+    store_tombstone_t tombstone;
+    assert_int_equal (store_get_tombstone (fixture->store, "a", &tombstone),
+                      0);
+    assert_int_equal (s_client_count (fixture->store), 0);
+}
+
+static void
+store_list_tombstones_pages_and_filters (void **state)
+{
+    fixture_t *fixture = *state;
+    store_set_tombstones (fixture->store, true);
+    const char *ids[] = {"c", "a", "e", "b", "d"};
+    for (int i = 0; i < 5; i++)
+        s_register (fixture->store, ids[i], i % 2 ? "n2" : "n1", 100);
+    store_event_t events[5];
+    s_evict (fixture->store, 1000, 5, 2000, events, 5);
+
+    ids_t page;
+    s_list_tombstones (fixture->store, NULL, NULL, 2, &page);
+    assert_int_equal (page.count, 2);
+    assert_string_equal (page.ids[0], "a");
+    assert_string_equal (page.ids[1], "b");
+    s_list_tombstones (fixture->store, "d", NULL, 2, &page);
+    assert_int_equal (page.count, 1);
+    assert_string_equal (page.ids[0], "e");
+    s_list_tombstones (fixture->store, "", "n1", 10, &page);
+    assert_int_equal (page.count, 3);
+    assert_string_equal (page.ids[0], "c");
+    assert_string_equal (page.ids[1], "d");
+    assert_string_equal (page.ids[2], "e");
+}
+
+static void
+store_purge_tombstones_oldest_first (void **state)
+{
+    fixture_t *fixture = *state;
+    store_set_tombstones (fixture->store, true);
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n1", 100);
+    s_register (fixture->store, "c", "n1", 100);
+    store_event_t event;
+    assert_int_equal (store_remove (fixture->store, "c", MSG_REASON_OPERATOR,
+                                    1000, &event), 0);
+    assert_int_equal (store_remove (fixture->store, "a", MSG_REASON_OPERATOR,
+                                    2000, &event), 0);
+    assert_int_equal (store_remove (fixture->store, "b", MSG_REASON_OPERATOR,
+                                    3000, &event), 0);
+
+    uint32_t deleted = 99;
+    assert_int_equal (store_purge_tombstones (fixture->store, 2500, 1,
+                                              &deleted), 0);
+    assert_int_equal (deleted, 1);
+    store_tombstone_t tombstone;
+    assert_int_equal (store_get_tombstone (fixture->store, "c", &tombstone),
+                      STORE_NOT_FOUND);
+    assert_int_equal (store_purge_tombstones (fixture->store, 2500, 10,
+                                              &deleted), 0);
+    assert_int_equal (deleted, 1);
+    assert_int_equal (store_get_tombstone (fixture->store, "b", &tombstone),
+                      0);
+    assert_int_equal (store_purge_tombstones (fixture->store, 2500, 10,
+                                              &deleted), 0);
+    assert_int_equal (deleted, 0);
+
+    //  Purging touches no event
+    s_range (fixture->store, 1, 3);
+}
+
 #define STORE_TEST(name) cmocka_unit_test_setup_teardown (name, setup, teardown)
 
 int
@@ -1076,6 +1673,24 @@ main (void)
         STORE_TEST (store_prune_keeps_seq_and_prev_going),
         STORE_TEST (store_last_seq_survives_reopen),
         STORE_TEST (store_integrity_check_reports_ok),
+        STORE_TEST (store_migrates_version_1_file),
+        STORE_TEST (store_reopen_keeps_version_2),
+        STORE_TEST (store_sweep_queries_search_indexes),
+        STORE_TEST (store_register_sets_and_clears_own_threshold),
+        STORE_TEST (store_register_rejects_negative_threshold),
+        STORE_TEST (store_evict_own_threshold_by_deadline),
+        STORE_TEST (store_evict_holds_back_threshold_over_own_max),
+        STORE_TEST (store_evict_batches_both_kinds),
+        STORE_TEST (store_stale_counts_and_lists_both_kinds),
+        STORE_TEST (store_min_stale_after_finds_smallest),
+        STORE_TEST (store_evict_keeps_own_client_touched_before_it),
+        STORE_TEST (store_removals_write_tombstones_when_on),
+        STORE_TEST (store_removals_write_no_tombstone_when_off),
+        STORE_TEST (store_tombstone_rolls_back_with_removal),
+        STORE_TEST (store_register_revives_tombstoned_client),
+        STORE_TEST (store_failed_revival_keeps_tombstone),
+        STORE_TEST (store_list_tombstones_pages_and_filters),
+        STORE_TEST (store_purge_tombstones_oldest_first),
     };
     return cmocka_run_group_tests_name ("store", tests, NULL, NULL);
 }
