@@ -11,7 +11,7 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config
     libzmq3-dev libczmq-dev libsqlite3-dev libmsgpack-dev
-    libcmocka-dev sqlite3
+    libcmocka-dev libxxhash-dev sqlite3
 )
 if [ "${1:-}" = "--test" ]; then
     packages+=(clang libclang-rt-14-dev llvm-14 libfaketime)
