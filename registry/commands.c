@@ -1,8 +1,8 @@
 /*  commands.c: the command socket.  One request in, one reply out.
 
-    A request arrives from the ROUTER as [identity][empty][body] (more
-    envelope frames are allowed before the empty one, for proxies).  The
-    reply reuses the envelope.  Every request gets a reply: a result, or
+    A request arrives from the ROUTER as [identity][empty][body], and
+    the reply goes back as [identity][empty][body].  Every request gets
+    a reply, whatever frames it came in: a result, or
     an error with a stable code and a message naming the offending field.
     Replies are sent without blocking; one to a peer that left or stopped
     reading is dropped and counted, never waited on.
@@ -757,24 +757,27 @@ commands_handle (zloop_t *loop, zsock_t *socket, void *arg)
         return 0;
     self->stats.requests++;
 
-    //  Split [envelope ...][empty][body]: the body is the last frame and
-    //  the envelope is everything before it, empty delimiter included
+    //  A request is [identity][empty][body].  The reply goes back on a
+    //  fresh [identity][empty] envelope, never on the peer's own frames,
+    //  so a peer that sends a thousand large frames cannot make the
+    //  registry send them all back
+    zframe_t *identity = zmsg_pop (in);
+    size_t frames = zmsg_size (in);
     zframe_t *body = zmsg_last (in);
-    zmsg_remove (in, body);
-    zframe_t *delimiter = zmsg_last (in);
+    bool framed = frames == 2 && zframe_size (zmsg_first (in)) == 0;
+    zmsg_t *envelope = zmsg_new ();
+    zmsg_append (envelope, &identity);
+    zmsg_addmem (envelope, "", 0);
 
     msg_t request = { 0 };
     request_t serving = { .registry = self, .request = &request };
     msg_failure_t failure = { 0 };
     char limit_error[MSG_TEXT_MAX];
-    if (zmsg_size (in) < 2 || zframe_size (delimiter) != 0) {
+    if (!framed) {
         self->stats.bad_requests++;
-        //  The peer sent as many frames as remain after the body is
-        //  taken off, because the ROUTER added the identity frame
-        size_t frames = zmsg_size (in);
         s_set_error (&serving, MSG_ERR_BAD_REQUEST,
-                     "expected an empty frame and then the body, got %zu "
-                     "frame%s with no empty frame before the body",
+                     "expected 2 frames, an empty one and the body; got "
+                     "%zu frame%s",
                      frames, frames == 1 ? "" : "s");
         uint64_t suppressed;
         if (log_limit_allow (&s_bad_request_log, PEER_WARNINGS_PER_SECOND,
@@ -783,10 +786,6 @@ commands_handle (zloop_t *loop, zsock_t *socket, void *arg)
                       "frames=%zu code=%s error=%s suppressed=%" PRIu64,
                       frames, msg_error_code_name (MSG_ERR_BAD_REQUEST),
                       log_quote (serving.error_text), suppressed);
-        //  Without the empty delimiter a REQ peer could not read the
-        //  reply, and a DEALER peer expects one first anyway
-        if (zmsg_size (in) >= 1 && zframe_size (delimiter) != 0)
-            zmsg_addmem (in, "", 0);
     }
     else if (msg_decode (zframe_data (body), zframe_size (body), &request,
                          &failure) != 0) {
@@ -816,13 +815,10 @@ commands_handle (zloop_t *loop, zsock_t *socket, void *arg)
         s_dispatch (&serving);
 
     serving.reply.req = request.req;
-    if (zmsg_size (in) >= 1)
-        s_send_reply (self, in, &serving.reply);
-    else
-        zmsg_destroy (&in);
+    s_send_reply (self, envelope, &serving.reply);
 
     s_request_release (&serving);
     msg_release (&request);
-    zframe_destroy (&body);
+    zmsg_destroy (&in);
     return 0;
 }

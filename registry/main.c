@@ -15,6 +15,7 @@
 #define FLUSH_BUFFER_CLIENTS 10000
 #define SIGNAL_CHECK_MS 200
 #define EVENTS_SNDHWM 100000
+#define COMMANDS_SNDHWM 256
 
 static const setting_def_t s_settings[] = {
     { "commands", SETTING_ENDPOINT, "tcp://127.0.0.1:7710", 0, 0, false,
@@ -216,9 +217,13 @@ s_open_sockets (registry_t *self)
 {
     settings_t *settings = self->settings;
 
+    //  Replies queue per peer up to COMMANDS_SNDHWM; past it a reply is
+    //  dropped and counted, so a peer that sends requests and never
+    //  reads the replies holds a bounded amount of the registry's memory
     self->commands = s_bind (ZMQ_ROUTER,
                              settings_string (settings, "commands"),
-                             "commands", self->limits.message_size, 0);
+                             "commands", self->limits.message_size,
+                             COMMANDS_SNDHWM);
     zsock_set_router_mandatory (self->commands, 1);
 
     self->events = s_bind (ZMQ_PUB, settings_string (settings, "events"),
@@ -375,5 +380,5 @@ main (int argc, char **argv)
     s_start (&registry, argc, argv);
     s_run (&registry);
     s_stop (&registry);
-    return 0;
+    return registry.exit_code;
 }

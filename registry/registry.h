@@ -92,7 +92,6 @@ typedef struct {
 
 /*  The flush timer's store work: flushes, pruning, purging.  */
 typedef struct {
-    int64_t next_prune_mono;    /* when to look for old events next */
     int64_t retry_mono;         /* no store work before this */
     int64_t backoff_ms;         /* the current pause after failures */
     uint64_t failures;          /* consecutive failed turns */
@@ -127,6 +126,7 @@ typedef struct {
     brake_t brake;
     sweep_t sweep;
     housekeeping_t housekeeping;
+    int exit_code;              /* the process's, set when a fault stops it */
     store_activity_t *flush_buffer;
     size_t flush_capacity;
     registry_stats_t stats;

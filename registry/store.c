@@ -281,6 +281,7 @@ struct store_t {
     char *path;
     char *lock_path;
     int lock_fd;
+    int file_fd;                /* the database file, for its identity */
     bool locked;                /* holds the lock, listed in s_open_stores */
     pid_t owner;                /* process that took the lock */
     dev_t lock_dev;
@@ -774,6 +775,52 @@ s_lock (store_t *self)
     return rc;
 }
 
+/*  A byte of the database file that SQLite never locks: its own locks
+    lie in the 512 bytes from 0x40000000.  */
+#define FILE_LOCK_OFFSET 0x50000000
+
+/*  Takes an open-file-description lock on the database file itself.
+    The lock on "<path>.lock" names the holder but follows the path, so
+    a symlink or hard link to a store in use would pass it; this lock
+    follows the file.  Unlike a POSIX lock, an OFD lock conflicts with
+    another description in the same process and is not dropped when some
+    other descriptor of the file is closed, so SQLite's own descriptors
+    cannot release it.  */
+static int
+s_lock_file (store_t *self)
+{
+    self->file_fd = open (self->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (self->file_fd == -1) {
+        s_failf (self, "open %s: %s", self->path, strerror (errno));
+        return -1;
+    }
+
+    struct flock lock = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+                          .l_start = FILE_LOCK_OFFSET, .l_len = 1 };
+    if (fcntl (self->file_fd, F_OFD_SETLK, &lock) == 0)
+        return 0;
+
+    if (errno == EAGAIN || errno == EACCES)
+        s_failf (self, "store %s is in use by another registry that opened "
+                 "the same file through another path (a symlink or hard "
+                 "link); stop that registry", self->path);
+    else
+        s_failf (self, "lock %s: %s", self->path, strerror (errno));
+    return -1;
+}
+
+static int
+s_check_writable (store_t *self)
+{
+    if (sqlite3_db_readonly (self->db, "main") != 1)
+        return 0;
+
+    s_failf (self, "store %s can only be opened read-only; the registry "
+             "must write it, so check the permissions of the file and its "
+             "folder", self->path);
+    return -1;
+}
+
 static int
 s_set_wal (store_t *self)
 {
@@ -811,6 +858,8 @@ s_connect (store_t *self, int busy_timeout_ms)
     }
     sqlite3_extended_result_codes (self->db, 1);
     sqlite3_busy_timeout (self->db, busy_timeout_ms);
+    if (s_check_writable (self) == -1)
+        return -1;
 
     if (s_set_wal (self) == -1)
         return -1;
@@ -976,6 +1025,7 @@ store_open (const char *path, int busy_timeout_ms, char *error,
         return NULL;
     }
     self->lock_fd = -1;
+    self->file_fd = -1;
     self->path = s_strdup_suffix (path, "");
     self->lock_path = s_strdup_suffix (path, ".lock");
     if (!self->path || !self->lock_path) {
@@ -990,7 +1040,8 @@ store_open (const char *path, int busy_timeout_ms, char *error,
 
     /*  Lock before touching the database, so a second registry leaves the
         file alone.  */
-    if (s_lock (self) == -1 || s_connect (self, busy_timeout_ms) == -1
+    if (s_lock (self) == -1 || s_lock_file (self) == -1
+        || s_connect (self, busy_timeout_ms) == -1
         || s_migrate (self) == -1 || s_prepare (self) == -1) {
         if (self->locked)
             snprintf (error, error_size, "open store %s: %s", path,
@@ -1036,11 +1087,37 @@ store_destroy (store_t **self_p)
     }
     if (self->lock_fd != -1)
         close (self->lock_fd);
+    if (self->file_fd != -1)
+        close (self->file_fd);
     pthread_mutex_unlock (&s_open_mutex);
     free (self->path);
     free (self->lock_path);
     free (self);
     *self_p = NULL;
+}
+
+int
+store_check_file (store_t *self)
+{
+    struct stat opened, named;
+    if (fstat (self->file_fd, &opened) == -1) {
+        s_failf (self, "check store %s: %s", self->path, strerror (errno));
+        return -1;
+    }
+    bool named_exists = stat (self->path, &named) == 0;
+    if (named_exists
+        && (named.st_dev != opened.st_dev || named.st_ino != opened.st_ino)) {
+        s_failf (self, "store %s was replaced by another file while the "
+                 "registry ran; what it writes now would be lost",
+                 self->path);
+        return -1;
+    }
+    if (!named_exists || opened.st_nlink == 0) {
+        s_failf (self, "store %s was deleted while the registry ran; what "
+                 "it writes now would be lost", self->path);
+        return -1;
+    }
+    return 0;
 }
 
 const char *
@@ -1575,6 +1652,12 @@ store_events_since (store_t *self, uint64_t since, const char *node,
     assert (self);
     assert (fn);
     const char *op = "events since";
+
+    //  SQLite integers are signed, and no seq can pass INT64_MAX, so a
+    //  larger since asks for nothing rather than wrapping to a negative
+    if (since > (uint64_t) INT64_MAX)
+        since = (uint64_t) INT64_MAX;
+
     sqlite3_stmt *stmt;
     if (node) {
         stmt = self->stmt[STMT_EVENTS_SINCE_NODE];

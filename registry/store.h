@@ -110,6 +110,12 @@ store_open (const char *path, int busy_timeout_ms, char *error,
 void
 store_destroy (store_t **self_p);
 
+/*  Checks that the file at the store's path is still the one opened:
+    not deleted, and not replaced by another file.  Returns 0, or -1
+    with the reason in store_error.  */
+int
+store_check_file (store_t *self);
+
 const char *
 store_error (store_t *self);
 bool

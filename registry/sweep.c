@@ -23,9 +23,6 @@
 #define MALFORMED_TICK_WARNINGS_PER_SECOND 10
 static log_limit_t s_malformed_tick_log;
 
-/*  How often old events and tombstones are looked for.  */
-#define PRUNE_INTERVAL_MS 10000
-
 /*  The longest pause of flushes, pruning and purging after failures.  */
 #define HOUSEKEEPING_BACKOFF_MAX_MS 30000
 
@@ -114,8 +111,8 @@ sweep_flush_activity (registry_t *self, int64_t cutoff_ms)
     return 0;
 }
 
-/*  Deletes one batch of events older than the retention.  Returns -1
-    on failure, 1 when more may be due, else 0.  */
+/*  Deletes one batch of events older than the retention.  Returns 0,
+    or -1 on failure.  */
 static int
 s_prune_events (registry_t *self)
 {
@@ -129,13 +126,12 @@ s_prune_events (registry_t *self)
         return -1;
     }
     self->stats.events_pruned += deleted;
-    return deleted == self->sweep_batch ? 1 : 0;
+    return 0;
 }
 
 /*  Deletes one batch of tombstones older than the retention, or of any
     age when tombstones are off, so that a registry restarted with them
-    off drops what an earlier run kept.  Returns -1 on failure, 1 when
-    more may be due, else 0.  */
+    off drops what an earlier run kept.  Returns 0, or -1 on failure.  */
 static int
 s_purge_tombstones (registry_t *self)
 {
@@ -152,7 +148,7 @@ s_purge_tombstones (registry_t *self)
         return -1;
     }
     self->stats.tombstones_purged += deleted;
-    return deleted == self->sweep_batch ? 1 : 0;
+    return 0;
 }
 
 /*  Backs off after a failed flush, prune or purge.  Each attempt may
@@ -196,6 +192,17 @@ sweep_handle_flush_timer (zloop_t *loop, int timer_id, void *arg)
     //  one interval even while no command or tick arrives
     sweep_now (self);
 
+    //  A registry writing into a deleted or replaced file would
+    //  acknowledge registrations and removals that the next start
+    //  cannot see, so it stops instead, for a supervisor to restart it
+    if (store_check_file (self->store) != 0) {
+        log_error ("store file lost", "error=%s action=%s",
+                   log_quote (store_error (self->store)),
+                   log_quote ("stopping"));
+        self->exit_code = 1;
+        return -1;
+    }
+
     int64_t now_mono = zclock_mono ();
     if (self->sweep.state != SWEEP_IDLE
         || now_mono < self->housekeeping.retry_mono)
@@ -203,18 +210,13 @@ sweep_handle_flush_timer (zloop_t *loop, int timer_id, void *arg)
 
     //  Outside a sweep no stored activity is at risk, so only clients
     //  whose activity moved at least the granularity are written
+    //  Old events and tombstones go one batch per turn, so a backlog is
+    //  worked off without one long transaction
     int rc = sweep_flush_activity (self, INT64_MIN);
-    if (rc == 0 && now_mono >= self->housekeeping.next_prune_mono) {
-        int pruned = s_prune_events (self);
-        int purged = pruned < 0 ? -1 : s_purge_tombstones (self);
-        rc = pruned < 0 || purged < 0 ? -1 : 0;
-
-        //  A backlog is worked off one batch per flush interval, and
-        //  otherwise checked again after PRUNE_INTERVAL_MS
-        bool backlog = pruned == 1 || purged == 1;
-        self->housekeeping.next_prune_mono =
-            backlog ? now_mono : now_mono + PRUNE_INTERVAL_MS;
-    }
+    if (rc == 0)
+        rc = s_prune_events (self);
+    if (rc == 0)
+        rc = s_purge_tombstones (self);
     s_housekeeping_result (self, rc, now_mono);
     return 0;
 }
@@ -406,7 +408,9 @@ sweep_handle_tick (zloop_t *loop, zsock_t *socket, void *arg)
     zframe_t *body = zmsg_next (in);
     msg_t msg = { 0 };
     msg_failure_t failure = { 0 };
-    bool valid = zmsg_size (in) == 2
+    //  SUB matches topics by prefix, so "tickle" would pass the
+    //  subscription; only the exact topic is a tick
+    bool valid = zmsg_size (in) == 2 && zframe_streq (topic, MSG_TOPIC_TICK)
                  && msg_decode (zframe_data (body), zframe_size (body), &msg,
                                 &failure) == 0
                  && msg.type == MSG_TICK;

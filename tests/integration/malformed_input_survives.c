@@ -529,6 +529,7 @@ bad_ticks_counted_without_sweep (void **state)
         { { "tick", "" }, { 4, 0 }, 2 },
         { { "tick", stats.data }, { 4, stats.size }, 2 },
         { { "tickle", garbage }, { 6, sizeof (garbage) - 1 }, 2 },
+        { { "tickle", body }, { 6, body_size }, 2 },
     };
     size_t bad_count = sizeof (bad) / sizeof (bad[0]);
     for (size_t index = 0; index < bad_count; index++)

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -276,6 +277,29 @@ store_fault_flushes_back_off (void **state)
                                     "msg=\"store housekeeping resumed\""));
 }
 
+/*  A registry whose store file is deleted under it would go on
+    acknowledging writes that the next start cannot see, so it must stop
+    with an error instead.  */
+static void
+store_deleted_stops_registry (void **state)
+{
+    world_t *world = *state;
+    world->registry = harness_start_registry (
+        world->harness, "registry", NULL, "--flush-interval", "100ms", NULL);
+    assert_non_null (world->registry);
+    world->node = harness_client (world->harness, "node-a");
+    assert_non_null (world->node);
+    assert_int_equal (lapse_register (world->node, "kept", NULL, 0, NULL),
+                      0);
+
+    assert_int_equal (unlink (world->harness->store), 0);
+    int code = proc_wait (world->registry, 10000);
+    assert_int_equal (code, 1);
+    assert_true (proc_log_contains (world->registry,
+                                    "msg=\"store file lost\""));
+    assert_true (proc_log_contains (world->registry, "was deleted"));
+}
+
 int
 main (void)
 {
@@ -283,6 +307,8 @@ main (void)
         cmocka_unit_test_setup_teardown (store_fault_sweep_recovers, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (store_fault_flushes_back_off,
+                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (store_deleted_stops_registry,
                                          s_setup, s_teardown),
     };
     return harness_finish (cmocka_run_group_tests (tests, NULL, NULL));

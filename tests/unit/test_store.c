@@ -350,6 +350,62 @@ store_rejected_second_open_keeps_lock (void **state)
     assert_true (s_open_fails_in_child (fixture->path, error, sizeof error));
 }
 
+/*  The lock on "<path>.lock" follows the path, so a store reached
+    through a symlink or a hard link must be caught by the lock on the
+    file itself.  */
+static void
+store_open_rejects_symlink_to_open_store (void **state)
+{
+    fixture_t *fixture = *state;
+    char link_path[192], error[512];
+    snprintf (link_path, sizeof link_path, "%s/alias.db", fixture->dir);
+    assert_int_equal (symlink (fixture->path, link_path), 0);
+
+    assert_true (s_open_fails_in_child (link_path, error, sizeof error));
+    assert_non_null (strstr (error, "through another path"));
+    assert_null (store_open (link_path, BUSY_TIMEOUT_MS, error,
+                             sizeof error));
+    assert_non_null (strstr (error, "through another path"));
+}
+
+static void
+store_open_rejects_hard_link_to_open_store (void **state)
+{
+    fixture_t *fixture = *state;
+    char link_path[192], error[512];
+    snprintf (link_path, sizeof link_path, "%s/hard.db", fixture->dir);
+    assert_int_equal (link (fixture->path, link_path), 0);
+
+    assert_true (s_open_fails_in_child (link_path, error, sizeof error));
+    assert_non_null (strstr (error, "through another path"));
+}
+
+static void
+store_check_file_sees_deletion (void **state)
+{
+    fixture_t *fixture = *state;
+    assert_int_equal (store_check_file (fixture->store), 0);
+
+    assert_int_equal (unlink (fixture->path), 0);
+    assert_int_equal (store_check_file (fixture->store), -1);
+    assert_non_null (strstr (store_error (fixture->store), "deleted"));
+}
+
+static void
+store_check_file_sees_replacement (void **state)
+{
+    fixture_t *fixture = *state;
+    char other[192];
+    snprintf (other, sizeof other, "%s/other.db", fixture->dir);
+    FILE *file = fopen (other, "w");
+    assert_non_null (file);
+    fclose (file);
+
+    assert_int_equal (rename (other, fixture->path), 0);
+    assert_int_equal (store_check_file (fixture->store), -1);
+    assert_non_null (strstr (store_error (fixture->store), "replaced"));
+}
+
 static void
 store_destroy_releases_lock (void **state)
 {
@@ -1637,6 +1693,10 @@ main (void)
         STORE_TEST (store_open_rejects_other_process),
         STORE_TEST (store_rejected_second_open_keeps_lock),
         STORE_TEST (store_destroy_releases_lock),
+        STORE_TEST (store_open_rejects_symlink_to_open_store),
+        STORE_TEST (store_open_rejects_hard_link_to_open_store),
+        STORE_TEST (store_check_file_sees_deletion),
+        STORE_TEST (store_check_file_sees_replacement),
         STORE_TEST (store_open_rejects_newer_schema),
         STORE_TEST (store_open_rejects_foreign_database),
         STORE_TEST (store_open_rejects_non_database_file),
