@@ -49,9 +49,12 @@ static const setting_def_t s_settings[] = {
       "clients removed per sweep transaction" },
     { "flush-interval", SETTING_DURATION, "1s", 10, 60000, false,
       "how often touched activity is written to the store" },
-    { "activity-granularity", SETTING_DURATION, "1s", 0, 3600000, false,
+    { "activity-granularity", SETTING_DURATION, "1m", 0, 3600000, false,
       "a client's stored activity is rewritten only when it moved this "
       "much, unless a sweep needs it" },
+    { "flush-batch", SETTING_UINT, "1000", 1, 100000, false,
+      "clients whose activity one periodic flush writes at most, in one "
+      "transaction" },
     { "event-retention", SETTING_DURATION, "7d", 60000, 3650LL * 86400000,
       false, "keep removal events this long for replay" },
     { "busy-timeout", SETTING_DURATION, "200ms", 0, 60000, false,
@@ -94,6 +97,7 @@ s_read_settings (registry_t *self)
     self->event_retention_ms = settings_duration (settings,
                                                   "event-retention");
     self->sweep_batch = (uint32_t) settings_uint (settings, "sweep-batch");
+    self->flush_batch = (size_t) settings_uint (settings, "flush-batch");
     limits_read (&self->limits, settings);
     self->brake.enabled = settings_bool (settings, "brake");
     self->brake.share = (uint32_t) settings_uint (settings, "brake-share");

@@ -88,9 +88,17 @@ sweep_flush_cutoff (registry_t *self, const store_cutoff_t *cutoff)
 int
 sweep_flush_activity (registry_t *self, int64_t cutoff_ms)
 {
+    //  A periodic flush (no cutoff) writes one bounded transaction per
+    //  turn, because the loop serves nothing while it runs; what is left
+    //  stays pending for the next turn.  A flush for a cutoff must write
+    //  every client at risk before the sweep goes on, so it takes as
+    //  many rounds as that needs.
+    bool periodic = cutoff_ms == INT64_MIN;
+    size_t max = periodic && self->flush_batch < self->flush_capacity
+                     ? self->flush_batch
+                     : self->flush_capacity;
     size_t count = activity_collect (self->activity, self->granularity_ms,
-                                     cutoff_ms, self->flush_buffer,
-                                     self->flush_capacity);
+                                     cutoff_ms, self->flush_buffer, max);
     if (count == 0)
         return 0;
 
@@ -104,9 +112,7 @@ sweep_flush_activity (registry_t *self, int64_t cutoff_ms)
     }
     activity_mark_stored (self->activity, self->flush_buffer, count);
 
-    //  The buffer holds at most flush_capacity clients, so a backlog
-    //  larger than that takes several rounds
-    if (count == self->flush_capacity)
+    if (!periodic && count == self->flush_capacity)
         return sweep_flush_activity (self, cutoff_ms);
     return 0;
 }
