@@ -610,12 +610,14 @@ timeout_discards_late_reply (void **state)
     assert_true (elapsed < 2000);
     assert_int_equal (lapse_error_code (lapse), MSG_ERR_INTERNAL);
     s_assert_contains (lapse_error (lapse), "timed out after 200 ms");
+    assert_true (lapse_timed_out (lapse));
 
     /*  The fake now sends the first request's reply (created true) ahead
         of the second's (created false); only the second may be taken.  */
     assert_int_equal (lapse_register (lapse, "client-2", NULL, 0, &created),
                       0);
     assert_false (created);
+    assert_false (lapse_timed_out (lapse));
 
     pthread_mutex_lock (&fake->lock);
     assert_int_equal (fake->requests, 2);
