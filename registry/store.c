@@ -775,6 +775,9 @@ s_lock (store_t *self)
     return rc;
 }
 
+/*  The page cache, in KiB: a negative cache_size is in KiB.  */
+#define STORE_CACHE_KIB_TEXT "16384"
+
 /*  A byte of the database file that SQLite never locks: its own locks
     lie in the 512 bytes from 0x40000000.  */
 #define FILE_LOCK_OFFSET 0x50000000
@@ -849,8 +852,11 @@ s_set_wal (store_t *self)
 static int
 s_connect (store_t *self, int busy_timeout_ms)
 {
+    //  One thread uses the connection, so SQLite's own per-call mutex
+    //  is pure cost (it showed as about 7 % of a sweep's CPU time)
     int rc = sqlite3_open_v2 (self->path, &self->db,
-                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                                  | SQLITE_OPEN_NOMUTEX,
                               NULL);
     if (rc != SQLITE_OK) {
         s_fail (self, "open database", rc);
@@ -867,6 +873,16 @@ s_connect (store_t *self, int busy_timeout_ms)
                        NULL);
     if (rc != SQLITE_OK) {
         s_fail (self, "set synchronous=NORMAL", rc);
+        return -1;
+    }
+
+    //  The default page cache of about 2 MiB makes a sweep re-read the
+    //  index pages it just walked; STORE_CACHE_KIB keeps them
+    rc = sqlite3_exec (self->db,
+                       "PRAGMA cache_size=-" STORE_CACHE_KIB_TEXT, NULL,
+                       NULL, NULL);
+    if (rc != SQLITE_OK) {
+        s_fail (self, "set cache_size", rc);
         return -1;
     }
     return 0;
