@@ -12,6 +12,9 @@
     SIGHUP re-reads the configuration and reopens the file, for log
     rotation: after the file was moved aside, writing goes on in a new
     file at the same path from the seq already reached.
+
+    A registry whose event seqs went back below the file's (its store
+    was deleted or replaced) stops lapse-audit: see s_stop_backwards.
 */
 #include <czmq.h>
 #include <inttypes.h>
@@ -35,7 +38,7 @@ static const setting_def_t s_settings[] = {
       "registry command endpoint, used to replay missed events" },
     { "events", SETTING_ENDPOINT, "tcp://127.0.0.1:7711", 0, 0, false,
       "registry event endpoint to subscribe to" },
-    { "file", SETTING_STRING, "lapse-audit.jsonl", 0, 4096, false,
+    { "file", SETTING_STRING, "lapse-audit.jsonl", 1, 4096, false,
       "audit file to append events to, one JSON object per line" },
     { "catchup-interval", SETTING_DURATION, "5s", 100, 3600000, true,
       "replay from the registry after this long without events, to find "
@@ -56,6 +59,7 @@ typedef struct {
     uint64_t rotated_events;        /* written to files before a reopen */
     uint64_t rotated_gaps;
     uint64_t skipped;               /* events at or below the last seq */
+    uint64_t backwards;             /* registry seqs found gone back */
     char last_error[MSG_TEXT_MAX];  /* the replay error logged last */
     int64_t last_error_at;
     uint64_t error_repeats;         /* since last_error was logged */
@@ -82,11 +86,6 @@ s_load_settings (int argc, char **argv, settings_t **settings)
         fprintf (stderr, "lapse-audit: unexpected argument \"%s\": "
                  "lapse-audit takes options only (see --help)\n",
                  settings_positional (*settings, 0));
-        return -1;
-    }
-    if (settings_string (*settings, "file")[0] == '\0') {
-        fprintf (stderr, "lapse-audit: invalid file \"\": expected the "
-                 "path of the audit file\n");
         return -1;
     }
     log_set_level (settings_log_level (*settings, "log-level"));
@@ -163,6 +162,40 @@ s_sync (audit_t *audit)
         zclock_sleep (AUDIT_RETRY_MS);
     }
     return 0;
+}
+
+/*  Handles a registry whose event sequence went backwards: its last_seq
+    is below the seq this file reached, so its store was deleted or
+    replaced, and the seqs it hands out now name other events than the
+    file's.  Writes what is buffered (those lines came from the old
+    sequence), logs what to do, and returns -1, so that lapse-audit
+    exits with status 1.
+
+    Stopping is chosen over running on without writing: a process that
+    writes nothing looks healthy to its supervisor and to anyone who
+    checks that it runs, while a failed exit is seen at once and, when
+    the supervisor restarts it, repeats this line on every start.  The
+    file cannot be continued in either case; only the operator can
+    decide where the new sequence's events go, and the registry keeps
+    them for event-retention meanwhile.  */
+static int
+s_stop_backwards (audit_t *audit)
+{
+    uint64_t registry_seq = 0;
+
+    /*  A failed sync logs itself, and the result is -1 either way.  */
+    s_sync (audit);
+    lapse_sub_backwards (audit->sub, &registry_seq, NULL);
+    audit->backwards++;
+    log_error ("registry event sequence went backwards",
+               "registry_last_seq=%" PRIu64 " audit_last_seq=%" PRIu64
+               " file=%s action=%s", registry_seq,
+               auditlog_last_seq (audit->file),
+               log_quote (settings_string (audit->settings, "file")),
+               log_quote ("the audit file belongs to the registry's "
+                          "previous store: move it aside and start "
+                          "lapse-audit again with --start-after 0"));
+    return -1;
 }
 
 /*  Opens a new file at the configured path after the open one was moved
@@ -263,6 +296,9 @@ s_run (audit_t *audit)
         if (rc == 2)
             s_add_gap (audit);
         else
+        if (rc == -1 && lapse_sub_backwards (audit->sub, NULL, NULL))
+            return s_stop_backwards (audit);
+        else
         if (rc == -1 && !zsys_interrupted)
             s_log_replay_error (audit);
 
@@ -283,9 +319,10 @@ s_log_stop (audit_t *audit, int rc)
 
     auditlog_written (audit->file, &events, &gaps);
     log_info ("audit stopped", "written=%" PRIu64 " gaps=%" PRIu64
-              " skipped=%" PRIu64 " unwritten=%zu last_seq=%" PRIu64
-              " status=%s", audit->rotated_events + events,
-              audit->rotated_gaps + gaps, audit->skipped,
+              " skipped=%" PRIu64 " backwards=%" PRIu64 " unwritten=%zu"
+              " last_seq=%" PRIu64 " status=%s",
+              audit->rotated_events + events, audit->rotated_gaps + gaps,
+              audit->skipped, audit->backwards,
               auditlog_buffered (audit->file),
               auditlog_last_seq (audit->file), rc == 0 ? "ok" : "failed");
 }

@@ -406,6 +406,27 @@ s_event_handle (sim_t *self, const msg_event_t *event)
                   event->seq);
 }
 
+/*  Follows a registry whose event sequence went backwards (its store
+    was replaced) from the start of its new log.  The old subscription
+    delivers nothing more.  This node's clients are registered again as
+    their touches come back unknown.  */
+static void
+s_resubscribe (sim_t *self)
+{
+    uint64_t registry_seq = 0;
+    lapse_sub_backwards (self->sub, &registry_seq, NULL);
+    lapse_sub_t *sub = lapse_sub_new (
+        settings_string (self->settings, "commands"),
+        settings_string (self->settings, "events"), self->node, 0);
+    if (!sub)
+        return;
+    lapse_sub_destroy (&self->sub);
+    self->sub = sub;
+    log_warn ("registry event sequence went backwards",
+              "registry_last_seq=%" PRIu64 " action=%s", registry_seq,
+              log_quote ("subscribed again from the start of its log"));
+}
+
 /*  Waits up to wait_ms for removal events and handles every one that is
     ready.  */
 static void
@@ -425,6 +446,9 @@ s_events_receive (sim_t *self, int wait_ms)
         }
         rc = lapse_sub_next (self->sub, &event, 0);
     }
+    if (rc == -1 && lapse_sub_backwards (self->sub, NULL, NULL))
+        s_resubscribe (self);
+    else
     if (rc == -1 && !zsys_interrupted) {
         self->counters.sub_failures++;
         log_error ("subscription failed", "error=%s failures=%" PRIu64,

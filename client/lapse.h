@@ -172,7 +172,9 @@ lapse_sub_set_gap_from_start (lapse_sub_t *self, bool report);
     range, and the next call goes on after it.  A failure is a replay
     that timed out or was rejected, or a signal (zsys_interrupted);
     lapse_sub_error says which, and the subscription stays usable and
-    retries the replay on later calls.  */
+    retries the replay on later calls.  The one failure that lasts is a
+    registry whose event sequence went backwards (see
+    lapse_sub_backwards): then every call returns -1 at once.  */
 int
 lapse_sub_next (lapse_sub_t *self, msg_event_t *event, int timeout_ms);
 
@@ -181,6 +183,22 @@ lapse_sub_next (lapse_sub_t *self, msg_event_t *event, int timeout_ms);
     Returns true when a gap was reported.  */
 bool
 lapse_sub_gap (lapse_sub_t *self, uint64_t *first, uint64_t *last);
+
+/*  Returns true once a replay showed that the registry's newest seq is
+    below the seq this subscription had reached (its since, or the last
+    event delivered or known): the registry's store was deleted,
+    replaced or restored from an older copy, and it numbers new events
+    with seqs already delivered for other events.  Sets
+    *registry_last_seq and *reached_seq (each when not NULL) to the two
+    seqs.  The subscription then delivers nothing more, since its
+    events could not be told apart from those delivered before; follow
+    the registry again with a new subscription.  A registry that has
+    already numbered past the seq reached when the next replay runs
+    (every replay interval, or at once when it restarted while a replay
+    was failing) cannot be told apart this way.  */
+bool
+lapse_sub_backwards (lapse_sub_t *self, uint64_t *registry_last_seq,
+                     uint64_t *reached_seq);
 
 /*  Returns the seq of the last event delivered.  */
 uint64_t

@@ -25,7 +25,18 @@
     When a page starts above known_seq + 1, the registry no longer
     retains the events in between: a gap marker goes into the queue, so
     that the loss is reported in its place in seq order.
+
+    A page whose last_seq is below the known_seq its request was sent
+    with comes from a registry whose log started again (its store was
+    deleted or replaced): it numbers new events with seqs already
+    delivered.  Nothing tells those apart from the events delivered
+    before, so the subscription stops for good and says why.  The
+    check is only as good as its timing: a registry that has already
+    numbered past known_seq by the next replay looks the same as the
+    old one.  Live events at or below known_seq therefore do not count
+    as traffic, so that they do not put off the idle replay.
 */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +75,9 @@ struct lapse_sub_t {
     bool gap_reported;
     uint64_t gap_first;
     uint64_t gap_last;
+    bool backwards;                 /* the registry's log started again */
+    uint64_t backwards_registry;    /* its last_seq that showed it */
+    uint64_t backwards_reached;     /* known_seq the replay was sent with */
     char error[MSG_TEXT_MAX];
 };
 
@@ -192,6 +206,19 @@ lapse_sub_error (lapse_sub_t *self)
     return self->error;
 }
 
+bool
+lapse_sub_backwards (lapse_sub_t *self, uint64_t *registry_last_seq,
+                     uint64_t *reached_seq)
+{
+    if (!self->backwards)
+        return false;
+    if (registry_last_seq)
+        *registry_last_seq = self->backwards_registry;
+    if (reached_seq)
+        *reached_seq = self->backwards_reached;
+    return true;
+}
+
 /*  Returns true when the event is in scope: every node, or the node
     followed (the topic prefix also matches longer node names).  */
 static bool
@@ -250,6 +277,7 @@ s_accept_live (lapse_sub_t *self, const msg_event_t *event)
 {
     if (!s_in_scope (self, event) || event->seq <= self->known_seq)
         return;
+    self->idle_since = zclock_mono ();
     if (event_queue_size (self->queue) >= SUB_QUEUED_MAX) {
         self->replay_needed = true;
         return;
@@ -258,7 +286,8 @@ s_accept_live (lapse_sub_t *self, const msg_event_t *event)
 }
 
 /*  Reads every message waiting on the SUB socket.  A message that is not
-    a valid event is dropped: the next replay covers whatever it was.  */
+    a valid event is dropped: the next replay covers whatever it was.
+    Only a new event counts as traffic (see s_accept_live).  */
 static void
 s_read_live (lapse_sub_t *self)
 {
@@ -266,7 +295,6 @@ s_read_live (lapse_sub_t *self)
         zmsg_t *message = zmsg_recv (self->sub);
         if (!message)
             return;
-        self->idle_since = zclock_mono ();
 
         zframe_t *body = zmsg_last (message);
         msg_t decoded;
@@ -421,6 +449,22 @@ s_read_replay (lapse_sub_t *self)
         self->next_replay_at = now + SUB_RETRY_MS;
         return -1;
     }
+    /*  Every event up to replay_since was committed before the request
+        left, so the registry that answers with less is not the one
+        that numbered them.  */
+    if (reply.u.result.last_seq < self->replay_since) {
+        self->backwards = true;
+        self->backwards_registry = reply.u.result.last_seq;
+        self->backwards_reached = self->replay_since;
+        s_set_error (self, "registry event sequence went backwards: its "
+                     "last seq is %" PRIu64 ", below seq %" PRIu64 " that "
+                     "this subscription had reached; its store was "
+                     "replaced or reset", self->backwards_registry,
+                     self->backwards_reached);
+        msg_release (&reply);
+        return -1;
+    }
+
     /*  The page settles whatever made this replay due.  s_take sets
         replay_needed again if the first queued event still cannot be
         delivered.  */
@@ -485,6 +529,8 @@ lapse_sub_next (lapse_sub_t *self, msg_event_t *event, int timeout_ms)
     free (self->current);
     self->current = NULL;
     self->gap_reported = false;
+    if (self->backwards)
+        return -1;
     while (true) {
         int rc = s_take (self, event);
         if (rc != 0)

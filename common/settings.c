@@ -2,9 +2,10 @@
 
     Loading reads the sources of every setting once, highest precedence
     first, and parses the winning text by the setting's type.  Reloading
-    reads the environment and the file again into a separate array and
-    swaps it in only when every reloadable value is valid, so a bad edit
-    leaves the running values untouched.
+    reads the environment and the file again into a separate array,
+    checks every setting as loading does, and swaps in the reloadable
+    ones only when all are valid, so a bad edit leaves the running
+    values untouched.
 */
 
 #include "settings.h"
@@ -14,12 +15,15 @@
 #include <assert.h>
 #include <czmq.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 /*  Maximum length of a string or endpoint whose table entry has max 0.  */
 #define SETTING_TEXT_MAX 4096
@@ -32,6 +36,17 @@
 
 /*  Maximum length of the fields of the "effective configuration" line.  */
 #define SETTING_LOG_FIELDS_MAX 6144
+
+/*  Largest config file read.  The sample is under 10 KiB; anything near
+    this is not a config file, and reading it whole would cost memory.  */
+#define SETTING_FILE_MAX (1024 * 1024)
+
+/*  Longest ipc:// path: a unix socket path and its NUL must fit in
+    sun_path, which is 108 bytes on Linux.  */
+#define SETTING_IPC_PATH_MAX (sizeof ((struct sockaddr_un *) 0)->sun_path - 1)
+
+/*  Highest tcp:// port.  */
+#define SETTING_PORT_MAX 65535
 
 typedef enum {
     SOURCE_FLAG,
@@ -84,11 +99,18 @@ static const struct {
 
 #define UNIT_COUNT (sizeof s_units / sizeof s_units [0])
 
-static const char *s_endpoint_prefixes [] = { "tcp://", "ipc://",
-                                              "inproc://" };
+/*  The top-level sections of the config file, one per program that
+    reads it.  The file is shared, so a program accepts the others'
+    sections, and any other name is reported as a misspelling instead of
+    being ignored.  A new program adds its section here; settings_load
+    rejects a section that is missing.  */
+static const char *s_sections [] = {
+    "registry", "scheduler", "audit", "lapsectl", "node-sim",
+    /*  The benchmark tools in bench/.  */
+    "loadgen", "etcdload", "sweepwatch"
+};
 
-#define ENDPOINT_PREFIX_COUNT \
-    (sizeof s_endpoint_prefixes / sizeof s_endpoint_prefixes [0])
+#define SECTION_COUNT (sizeof s_sections / sizeof s_sections [0])
 
 static const struct {
     const char *word;
@@ -281,9 +303,50 @@ s_describe_range (const setting_def_t *def, char *buffer, size_t size)
         buffer [0] = '\0';
 }
 
-/*  Writes what a setting accepts, to follow "expected ".  */
+/*  Returns true when text starts with transport, such as "tcp://".  */
+static bool
+s_has_transport (const char *text, const char *transport)
+{
+    return text && strncmp (text, transport, strlen (transport)) == 0;
+}
+
+/*  Returns the longest path an ipc:// endpoint of def may have.  */
+static size_t
+s_ipc_path_max (const setting_def_t *def)
+{
+    size_t prefix = strlen ("ipc://");
+    size_t room = s_text_max (def) > prefix ? s_text_max (def) - prefix : 0;
+    return room < SETTING_IPC_PATH_MAX ? room : SETTING_IPC_PATH_MAX;
+}
+
+/*  Writes what an endpoint setting accepts, for the transport that text
+    names when it names one (text may be NULL).  */
 static void
-s_describe_allowed (const setting_def_t *def, char *buffer, size_t size)
+s_describe_endpoint (const setting_def_t *def, const char *text,
+                     char *buffer, size_t size)
+{
+    if (s_has_transport (text, "ipc://")) {
+        snprintf (buffer, size, "ipc://PATH with a path of 1 to %zu bytes, "
+                  "the most a unix socket path can hold",
+                  s_ipc_path_max (def));
+        return;
+    }
+
+    const char *form = "tcp://, ipc:// or inproc:// followed by an address";
+    if (s_has_transport (text, "tcp://"))
+        form = "tcp://HOST:PORT with a host and a port from 1 to 65535 or *";
+    else
+    if (s_has_transport (text, "inproc://"))
+        form = "inproc://NAME with a name of at least 1 byte";
+    snprintf (buffer, size, "%s, at most %zu bytes in all", form,
+              s_text_max (def));
+}
+
+/*  Writes what a setting accepts, to follow "expected ".
+    text is the value rejected, or NULL when there is none.  */
+static void
+s_describe_allowed (const setting_def_t *def, const char *text,
+                    char *buffer, size_t size)
 {
     char range [2 * SETTING_NUMBER_SIZE + 32];
 
@@ -298,16 +361,18 @@ s_describe_allowed (const setting_def_t *def, char *buffer, size_t size)
             snprintf (buffer, size, "a whole number%s", range);
             break;
         case SETTING_STRING:
-            snprintf (buffer, size, "text of at most %zu bytes",
-                      s_text_max (def));
+            if (def->min > 0)
+                snprintf (buffer, size, "text of %llu to %zu bytes",
+                          (unsigned long long) def->min, s_text_max (def));
+            else
+                snprintf (buffer, size, "text of at most %zu bytes",
+                          s_text_max (def));
             break;
         case SETTING_BOOL:
             snprintf (buffer, size, "true, false, yes, no, on, off, 1 or 0");
             break;
         case SETTING_ENDPOINT:
-            snprintf (buffer, size,
-                      "tcp://, ipc:// or inproc:// followed by an address, "
-                      "at most %zu bytes in all", s_text_max (def));
+            s_describe_endpoint (def, text, buffer, size);
             break;
         case SETTING_LOG_LEVEL:
             snprintf (buffer, size, "debug, info, warn or error");
@@ -366,7 +431,7 @@ s_report_invalid (settings_t *self, const setting_def_t *def,
 
     s_quote_for_message (text, quoted, sizeof quoted);
     s_describe_source (self, def, kind, path, source, sizeof source);
-    s_describe_allowed (def, allowed, sizeof allowed);
+    s_describe_allowed (def, text, allowed, sizeof allowed);
     s_error (error, error_size,
              "invalid value %s for %s (from %s): expected %s", quoted,
              def->name, source, allowed);
@@ -392,18 +457,42 @@ s_parse_bool (const char *text, bool *value)
     return -1;
 }
 
+/*  Checks the address of a tcp:// endpoint: a host, ':' and a port from
+    1 to 65535, or '*' for one the system picks.  libzmq itself would
+    take port 99999 as 34463 and -1 as 65535, so a typo would bind a
+    port nobody asked for.  The last ':' is taken, so that an IPv6 host
+    in brackets keeps its own.  */
+static int
+s_check_tcp_address (const char *address)
+{
+    const char *colon = strrchr (address, ':');
+    if (colon == NULL || colon == address)
+        return -1;
+
+    const char *port = colon + 1;
+    uint64_t number = 0;
+    if (strcmp (port, "*") == 0)
+        return 0;
+    if (s_parse_digits (&port, SETTING_PORT_MAX, &number) != 0
+        || *port != '\0' || number == 0)
+        return -1;
+    return 0;
+}
+
 static int
 s_check_endpoint (const setting_def_t *def, const char *text)
 {
-    size_t length = strlen (text);
-    if (length > s_text_max (def))
+    if (strlen (text) > s_text_max (def))
         return -1;
 
-    for (size_t index = 0; index < ENDPOINT_PREFIX_COUNT; index++) {
-        size_t prefix = strlen (s_endpoint_prefixes [index]);
-        if (strncmp (text, s_endpoint_prefixes [index], prefix) == 0)
-            return length > prefix ? 0 : -1;
+    if (s_has_transport (text, "tcp://"))
+        return s_check_tcp_address (text + strlen ("tcp://"));
+    if (s_has_transport (text, "ipc://")) {
+        size_t length = strlen (text + strlen ("ipc://"));
+        return length > 0 && length <= s_ipc_path_max (def) ? 0 : -1;
     }
+    if (s_has_transport (text, "inproc://"))
+        return text [strlen ("inproc://")] != '\0' ? 0 : -1;
     return -1;
 }
 
@@ -438,7 +527,8 @@ s_parse_value (const setting_def_t *def, const char *text,
             rc = s_parse_bool (text, &parsed.boolean);
             break;
         case SETTING_STRING:
-            rc = strlen (text) <= s_text_max (def) ? 0 : -1;
+            rc = strlen (text) >= def->min
+                         && strlen (text) <= s_text_max (def) ? 0 : -1;
             break;
         case SETTING_ENDPOINT:
             rc = s_check_endpoint (def, text);
@@ -567,7 +657,7 @@ s_parse_flag (settings_t *self, int argc, char **argv, int *index,
                             : s_flag_value (inline_value, argc, argv, index);
     if (value == NULL) {
         char allowed [256];
-        s_describe_allowed (def, allowed, sizeof allowed);
+        s_describe_allowed (def, NULL, allowed, sizeof allowed);
         s_error (error, error_size, "missing value for flag --%s: "
                  "expected %s", def->name, allowed);
         return -1;
@@ -625,6 +715,58 @@ s_has_duplicate (zconfig_t *item)
     return false;
 }
 
+/*  Returns true when name is one of s_sections.  */
+static bool
+s_section_known (const char *name)
+{
+    for (size_t index = 0; index < SECTION_COUNT; index++)
+        if (streq (s_sections [index], name))
+            return true;
+    return false;
+}
+
+/*  Writes the names of s_sections, separated by ", ".  */
+static void
+s_list_sections (char *buffer, size_t size)
+{
+    size_t length = 0;
+    buffer [0] = '\0';
+    for (size_t index = 0; index < SECTION_COUNT; index++)
+        s_append (buffer, size, &length, "%s%s", index ? ", " : "",
+                  s_sections [index]);
+}
+
+/*  Rejects a top-level item of the file that is not a known section: a
+    misspelt section, or a key outside any section, would otherwise be
+    ignored and leave every value at its default without a word.  */
+static int
+s_check_sections (config_read_t *config, char *error, size_t error_size)
+{
+    char names [256];
+
+    for (zconfig_t *item = zconfig_child (config->root); item;
+         item = zconfig_next (item)) {
+        /*  zconfig gives a section the value "", like a key "name =".  */
+        const char *name = zconfig_name (item);
+        const char *value = zconfig_value (item);
+        bool is_key = value && *value;
+        if (!is_key && s_section_known (name))
+            continue;
+
+        s_list_sections (names, sizeof names);
+        if (is_key)
+            s_error (error, error_size, "key \"%s\" outside any section "
+                     "in config file %s: put it under one of the sections "
+                     "%s, indented by 4 spaces", name, config->path, names);
+        else
+            s_error (error, error_size, "unknown section \"%s\" in config "
+                     "file %s: expected one of %s", name, config->path,
+                     names);
+        return -1;
+    }
+    return 0;
+}
+
 /*  Rejects keys of the program's section that are not settings, so that
     a misspelt key is reported instead of silently falling back to the
     default.  Keys under a setting's key and repeated keys or sections
@@ -676,6 +818,65 @@ s_config_release (config_read_t *config)
     config->section = NULL;
 }
 
+/*  Names the kind of file that mode describes, for a message about a
+    file that is not a regular one.  */
+static const char *
+s_file_kind (mode_t mode)
+{
+    if (S_ISDIR (mode))
+        return "a folder";
+    if (S_ISFIFO (mode))
+        return "a FIFO";
+    if (S_ISSOCK (mode))
+        return "a socket";
+    if (S_ISCHR (mode) || S_ISBLK (mode))
+        return "a device";
+    return "a special file";
+}
+
+/*  Opens the config file at path for reading and checks that it is a
+    regular file of at most SETTING_FILE_MAX bytes.  Returns the open
+    file with its size in *size, or NULL.  It opens without blocking,
+    because opening a FIFO for reading waits for a writer, which would
+    hang start-up or a reload for good; for a regular file the flag
+    changes nothing.  */
+static FILE *
+s_config_open (const char *path, size_t *size, char *error,
+               size_t error_size)
+{
+    int fd = open (path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat info;
+    if (fd == -1 || fstat (fd, &info) != 0) {
+        s_error (error, error_size, "failed to read config file %s: %s", path,
+                 strerror (errno));
+        goto failed;
+    }
+    if (!S_ISREG (info.st_mode)) {
+        s_error (error, error_size, "failed to read config file %s: not "
+                 "a regular file (%s)", path, s_file_kind (info.st_mode));
+        goto failed;
+    }
+    if (info.st_size > SETTING_FILE_MAX) {
+        s_error (error, error_size, "failed to read config file %s: it has "
+                 "%lld bytes, more than the %d (1 MiB) a config file may "
+                 "have", path, (long long) info.st_size, SETTING_FILE_MAX);
+        goto failed;
+    }
+    FILE *file = fdopen (fd, "r");
+    if (file == NULL) {
+        s_error (error, error_size, "failed to read config file %s: %s", path,
+                 strerror (errno));
+        goto failed;
+    }
+    *size = (size_t) info.st_size;
+    return file;
+
+failed:
+    if (fd != -1)
+        close (fd);
+    return NULL;
+}
+
 /*  Parses the ZPL file at path into *root.  The file is read here
     rather than by zconfig_load, which returns NULL alike for a missing
     file and a syntax error, and in czmq 4.2.1 leaks its file object on
@@ -684,20 +885,11 @@ static int
 s_config_parse (const char *path, zconfig_t **root, char *error,
                 size_t error_size)
 {
-    FILE *file = fopen (path, "r");
-    if (file == NULL) {
-        s_error (error, error_size, "failed to read config file %s: %s", path,
-                 strerror (errno));
+    size_t size = 0;
+    FILE *file = s_config_open (path, &size, error, error_size);
+    if (file == NULL)
         return -1;
-    }
-    struct stat info;
-    if (fstat (fileno (file), &info) != 0 || !S_ISREG (info.st_mode)) {
-        fclose (file);
-        s_error (error, error_size, "failed to read config file %s: not "
-                 "a regular file", path);
-        return -1;
-    }
-    zchunk_t *chunk = zchunk_read (file, (size_t) info.st_size);
+    zchunk_t *chunk = zchunk_read (file, size);
     fclose (file);
 
     /*  zconfig logs the line and the cause of a syntax error itself.  */
@@ -731,7 +923,8 @@ s_config_read (settings_t *self, config_read_t *config, char *error,
     if (self->section)
         config->section = zconfig_locate (config->root, self->section);
 
-    if (s_check_keys (self, config, error, error_size) != 0) {
+    if (s_check_sections (config, error, error_size) != 0
+        || s_check_keys (self, config, error, error_size) != 0) {
         s_config_release (config);
         return -1;
     }
@@ -879,6 +1072,12 @@ settings_load (const char *program,
                size_t error_size)
 {
     config_read_t config;
+    if (section && !s_section_known (section)) {
+        s_error (error, error_size, "section %s of %s is not among the "
+                 "known sections of common/settings.c: add it there",
+                 section, program ? program : "lapse");
+        return NULL;
+    }
     settings_t *self = s_new (program, section, defs, argc);
     if (self == NULL) {
         s_error (error, error_size, "out of memory loading settings");
@@ -954,16 +1153,19 @@ s_reloads (settings_t *self, size_t index)
     return self->defs [index].reloadable && self->flags [index] == NULL;
 }
 
-/*  Moves the values read by a reload into self.  Returns 1 when any
-    value changed, else 0.  */
+/*  Moves the values of the reloadable settings read by a reload into
+    self and frees the others.  Returns 1 when any value changed, else
+    0.  */
 static int
 s_commit_reload (settings_t *self, setting_value_t *fresh)
 {
     int changed = 0;
 
     for (size_t index = 0; index < self->count; index++) {
-        if (!s_reloads (self, index))
+        if (!s_reloads (self, index)) {
+            s_value_clear (&fresh [index]);
             continue;
+        }
         if (!s_value_equal (&self->values [index], &fresh [index]))
             changed = 1;
         s_value_clear (&self->values [index]);
@@ -985,10 +1187,12 @@ settings_reload (settings_t *self, char *error, size_t error_size)
     if (fresh == NULL)
         s_error (error, error_size, "out of memory reloading settings");
 
+    /*  Every setting is checked, not only those a reload applies, so
+        that an invalid value is reported now rather than by a failed
+        start at the next restart.  */
     for (size_t index = 0; rc == 0 && index < self->count; index++)
-        if (s_reloads (self, index))
-            rc = s_resolve (self, index, &config, &fresh [index], error,
-                            error_size);
+        rc = s_resolve (self, index, &config, &fresh [index], error,
+                        error_size);
 
     if (rc == 0) {
         rc = s_commit_reload (self, fresh);

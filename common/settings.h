@@ -6,7 +6,10 @@
     LAPSE_STALE_AFTER, the key "stale-after" under the program's section
     of the config file (czmq ZPL format, see deploy/lapse.conf.sample),
     and the table's default.  The config file is named by --config PATH
-    or LAPSE_CONFIG; without either, no file is read.
+    or LAPSE_CONFIG; without either, no file is read.  It must be a
+    regular file of at most 1 MiB.  Every program reads the same file,
+    so it may hold the section of any known program (the list is in
+    settings.c), and nothing else at the top level.
 
     Durations take a unit: "500ms", "10s", "30m", "1h", "2d".  An invalid
     value is reported with the setting's name, where the value came from,
@@ -26,11 +29,15 @@ typedef enum {
                            inclusive; max 0 = no upper limit */
     SETTING_UINT,       /* unsigned integer; min and max inclusive,
                            max 0 = no upper limit */
-    SETTING_STRING,     /* any string; max is the maximum length, 0 = 4096 */
+    SETTING_STRING,     /* any string; min and max are its shortest and
+                           longest length in bytes, max 0 = 4096 */
     SETTING_BOOL,       /* true/false, yes/no, on/off, 1/0; a bare flag
                            on the command line means true */
-    SETTING_ENDPOINT,   /* a ZeroMQ endpoint: tcp://, ipc:// or inproc://
-                           and an address; max as for SETTING_STRING */
+    SETTING_ENDPOINT,   /* a ZeroMQ endpoint: tcp://HOST:PORT with a port
+                           from 1 to 65535 or *, ipc://PATH with a path
+                           short enough for a unix socket (107 bytes on
+                           Linux), or inproc://NAME; max as for
+                           SETTING_STRING, min unused */
     SETTING_LOG_LEVEL   /* debug, info, warn or error, read with
                            settings_log_level; min and max unused */
 } setting_type_t;
@@ -58,8 +65,9 @@ typedef struct settings_t settings_t;
     ends the flags.  --help is recognised and sets settings_help_requested;
     then only the defaults are read, so that help works even when the
     environment or config file is invalid.
-    Returns NULL on any invalid flag or value, unknown flag or unreadable
-    config file, with a message of at most error_size bytes in error.
+    Returns NULL on any invalid flag or value, unknown flag, unreadable
+    or invalid config file, or a section missing from the known list,
+    with a message of at most error_size bytes in error.
     defs must outlive the returned object.  */
 settings_t *
 settings_load (const char *program,
@@ -74,10 +82,12 @@ settings_load (const char *program,
 void
 settings_destroy (settings_t **self_p);
 
-/*  Re-reads the environment and config file for the settings marked
+/*  Re-reads the environment and config file and checks every setting
+    as settings_load does, then applies the values of the settings marked
     reloadable; a flag given at start still wins.  Returns 1 when any
-    reloadable value changed, 0 when none did, or -1 on an invalid value,
-    with the message in error and every value left as it was.
+    reloadable value changed, 0 when none did, or -1 on an invalid value
+    of any setting, reloadable or not, or an invalid file, with the
+    message in error and every value left as it was.
     A config file value that changed since the last read but cannot take
     effect is logged as a warning: msg="configuration value overridden"
     when a flag or environment variable wins over it, and

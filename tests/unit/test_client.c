@@ -1076,6 +1076,63 @@ sub_replays_when_idle (void **state)
 }
 
 static void
+sub_stops_when_registry_seq_goes_backwards (void **state)
+{
+    fake_registry_t *fake = s_fake_new ();
+    for (uint64_t seq = 1; seq <= 5; seq++)
+        s_fake_add_event (fake, seq, 0, "node-a");
+    s_fake_start (fake);
+    char events[64];
+    zsock_t *publisher = s_publisher_new (events, sizeof events);
+    lapse_sub_t *sub = lapse_sub_new (fake->endpoint, events, NULL, 5);
+    assert_non_null (sub);
+    lapse_sub_set_replay_interval (sub, 200);
+    s_wait_subscribed (publisher, "evicted.");
+    s_pump_until_replayed (sub, fake, 1);
+
+    /*  The registry's store is replaced, and its new log numbers two
+        other events 1 and 2.  They are published again and again, so
+        that the live stream never goes quiet: seqs already delivered
+        must not put off the replay that finds out.  */
+    pthread_mutex_lock (&fake->lock);
+    fake->events_count = 0;
+    pthread_mutex_unlock (&fake->lock);
+    msg_event_t one = s_fake_add_event (fake, 1, 0, "node-b");
+    msg_event_t two = s_fake_add_event (fake, 2, 0, "node-b");
+
+    msg_event_t event;
+    int rc = 0;
+    int64_t deadline = zclock_mono () + WAIT_MS;
+    while (rc == 0 && zclock_mono () < deadline) {
+        s_publish (publisher, &one);
+        s_publish (publisher, &two);
+        rc = lapse_sub_next (sub, &event, 50);
+    }
+    assert_int_equal (rc, -1);
+    uint64_t registry_seq = 0;
+    uint64_t reached = 0;
+    assert_true (lapse_sub_backwards (sub, &registry_seq, &reached));
+    assert_int_equal (registry_seq, 2);
+    assert_int_equal (reached, 5);
+    s_assert_contains (lapse_sub_error (sub), "event sequence went "
+                       "backwards");
+
+    /*  The new log's events past 5 would pass for the old log's: none
+        is delivered, and every call fails at once.  */
+    for (uint64_t seq = 3; seq <= 7; seq++) {
+        msg_event_t later = s_fake_add_event (fake, seq, 0, "node-b");
+        s_publish (publisher, &later);
+    }
+    for (int call = 0; call < 5; call++)
+        assert_int_equal (lapse_sub_next (sub, &event, 50), -1);
+    assert_int_equal (lapse_sub_last_seq (sub), 5);
+
+    lapse_sub_destroy (&sub);
+    zsock_destroy (&publisher);
+    s_fake_destroy (&fake);
+}
+
+static void
 sub_returns_on_time_without_registry (void **state)
 {
     char commands[64];
@@ -1140,6 +1197,7 @@ main (void)
         cmocka_unit_test (sub_pages_until_caught_up),
         cmocka_unit_test (sub_replays_when_idle),
         cmocka_unit_test (sub_returns_on_time_without_registry),
+        cmocka_unit_test (sub_stops_when_registry_seq_goes_backwards),
     };
 
     zsys_init ();

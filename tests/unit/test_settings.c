@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,7 +38,7 @@ static const setting_def_t s_defs [] = {
       "Minimum time between two sweeps." },
     { "sweep-batch", SETTING_UINT, "1000", 1, 100000, false,
       "Maximum clients removed per transaction." },
-    { "store", SETTING_STRING, "lapse.db", 0, 16, false,
+    { "store", SETTING_STRING, "lapse.db", 1, 16, false,
       "Path of the store." },
     { "id", SETTING_STRING, NULL, 0, 0, false, "Scheduler id." },
     { "commands", SETTING_ENDPOINT, "tcp://127.0.0.1:7710", 0, 0, false,
@@ -366,11 +367,26 @@ static void
 string_setting_checks_length (void **state)
 {
     assert_int_equal (s_try ("store", "0123456789abcdef"), 0);
+    assert_int_equal (s_try ("store", "x"), 0);
     assert_int_equal (s_try ("store", "0123456789abcdefg"), -1);
-    assert_int_equal (s_try ("store", ""), 0);
+    s_assert_contains (s_error, "expected text of 1 to 16 bytes");
 
-    assert_int_equal (s_try ("store", "0123456789abcdefg"), -1);
-    s_assert_contains (s_error, "expected text of at most 16 bytes");
+    /*  Without a minimum, empty text is a value like any other.  */
+    assert_int_equal (s_try ("id", ""), 0);
+}
+
+static void
+string_setting_checks_min_length (void **state)
+{
+    settings_t *settings = s_load ("--store", "", NULL);
+    assert_null (settings);
+    assert_string_equal (s_error, "invalid value \"\" for store (from flag "
+                         "--store): expected text of 1 to 16 bytes");
+
+    setenv ("LAPSE_STORE", "", 1);
+    settings = s_load (NULL);
+    assert_null (settings);
+    s_assert_contains (s_error, "(from environment LAPSE_STORE)");
 }
 
 static void
@@ -400,6 +416,66 @@ endpoint_setting_checks_prefix (void **state)
     assert_int_equal (s_try ("commands", "127.0.0.1:9000"), -1);
     assert_int_equal (s_try ("commands", ""), -1);
     s_assert_contains (s_error, "tcp://, ipc:// or inproc://");
+}
+
+static void
+endpoint_tcp_checks_port (void **state)
+{
+    const char *valid [] = { "tcp://127.0.0.1:1", "tcp://127.0.0.1:65535",
+                             "tcp://*:7710", "tcp://127.0.0.1:*",
+                             "tcp://[::1]:7710", "tcp://eth0:7710" };
+    for (size_t index = 0; index < sizeof valid / sizeof *valid; index++)
+        if (s_try ("commands", valid [index]) != 0)
+            fail_msg ("\"%s\" was rejected: %s", valid [index], s_error);
+
+    /*  libzmq would bind 99999 as 34463 and -1 as 65535.  */
+    const char *invalid [] = { "tcp://127.0.0.1:99999", "tcp://127.0.0.1:-1",
+                               "tcp://127.0.0.1:0", "tcp://127.0.0.1:65536",
+                               "tcp://127.0.0.1:", "tcp://127.0.0.1",
+                               "tcp://:7710", "tcp://127.0.0.1:77x",
+                               "tcp://127.0.0.1: 7710", "tcp://127.0.0.1:+1",
+                               "tcp://127.0.0.1:**" };
+    for (size_t index = 0; index < sizeof invalid / sizeof *invalid; index++)
+        if (s_try ("commands", invalid [index]) != -1)
+            fail_msg ("\"%s\" was accepted", invalid [index]);
+
+    assert_int_equal (s_try ("commands", "tcp://127.0.0.1:99999"), -1);
+    assert_string_equal (s_error, "invalid value \"tcp://127.0.0.1:99999\" "
+                         "for commands (from flag --commands): expected "
+                         "tcp://HOST:PORT with a host and a port from 1 to "
+                         "65535 or *, at most 4096 bytes in all");
+}
+
+static void
+endpoint_ipc_checks_path_length (void **state)
+{
+    char endpoint [256] = "ipc:///";
+    size_t length = strlen (endpoint);
+
+    /*  A unix socket path holds 107 bytes and its NUL on Linux.  */
+    while (length < strlen ("ipc://") + 107)
+        endpoint [length++] = 'a';
+    endpoint [length] = '\0';
+    assert_int_equal (s_try ("commands", endpoint), 0);
+
+    endpoint [length++] = 'a';
+    endpoint [length] = '\0';
+    setenv ("LAPSE_COMMANDS", endpoint, 1);
+    settings_t *settings = s_load (NULL);
+    assert_null (settings);
+    s_assert_contains (s_error, "for commands (from environment "
+                       "LAPSE_COMMANDS): expected ipc://PATH with a path "
+                       "of 1 to 107 bytes, the most a unix socket path can "
+                       "hold");
+}
+
+static void
+endpoint_inproc_needs_name (void **state)
+{
+    assert_int_equal (s_try ("commands", "inproc://x"), 0);
+    assert_int_equal (s_try ("commands", "inproc://"), -1);
+    s_assert_contains (s_error, "expected inproc://NAME with a name of at "
+                       "least 1 byte");
 }
 
 static void
@@ -526,7 +602,155 @@ config_ignores_other_sections (void **state)
     settings_destroy (&settings);
 }
 
+static void
+config_accepts_every_program_section (void **state)
+{
+    s_write_config ("registry\n    store = a.db\n"
+                    "scheduler\n    interval = 1m\n"
+                    "audit\n    file = a.jsonl\n"
+                    "lapsectl\n    timeout = 1s\n"
+                    "node-sim\n    clients = 5\n"
+                    "loadgen\n    node = bench\n"
+                    "etcdload\n    address = 127.0.0.1\n"
+                    "sweepwatch\n    match = x\n");
+    settings_t *settings = s_load ("--config", s_config_path, NULL);
+    assert_non_null (settings);
+    assert_string_equal (settings_string (settings, "store"), "a.db");
+    settings_destroy (&settings);
+}
+
 /*  Config file errors  */
+
+static void
+config_unknown_section_fails (void **state)
+{
+    s_write_config ("registy\n    stale-after = 5m\n");
+    settings_t *settings = s_load ("--config", s_config_path, NULL);
+    assert_null (settings);
+
+    char expected [1024];
+    snprintf (expected, sizeof expected,
+              "unknown section \"registy\" in config file %s: expected one "
+              "of registry, scheduler, audit, lapsectl, node-sim, loadgen, "
+              "etcdload, sweepwatch", s_config_path);
+    assert_string_equal (s_error, expected);
+
+    /*  Another program's misspelt section is an error here too.  */
+    s_write_config ("registry\n    stale-after = 5m\nschedular\n");
+    settings = s_load ("--config", s_config_path, NULL);
+    assert_null (settings);
+    s_assert_contains (s_error, "unknown section \"schedular\"");
+}
+
+static void
+config_key_outside_section_fails (void **state)
+{
+    s_write_config ("stale-after = 5m\nregistry\n    store = a.db\n");
+    settings_t *settings = s_load ("--config", s_config_path, NULL);
+    assert_null (settings);
+
+    char expected [1024];
+    snprintf (expected, sizeof expected,
+              "key \"stale-after\" outside any section in config file %s: "
+              "put it under one of the sections registry, scheduler, "
+              "audit, lapsectl, node-sim, loadgen, etcdload, sweepwatch, "
+              "indented by 4 spaces", s_config_path);
+    assert_string_equal (s_error, expected);
+}
+
+static void
+load_rejects_section_not_known (void **state)
+{
+    char *argv [] = { "lapse-test" };
+    settings_t *settings = settings_load ("lapse-test", "registy", s_defs, 1,
+                                          argv, s_error, sizeof s_error);
+    assert_null (settings);
+    s_assert_contains (s_error, "section registy of lapse-test is not "
+                       "among the known sections");
+}
+
+/*  Loads --config path in a child process and returns what it wrote to
+    s_error through a pipe, failing the test when the child has not
+    finished within 5 s: opening a FIFO used to wait for a writer for
+    good.  */
+static void
+s_load_in_child (const char *path, char *error, size_t size)
+{
+    int pipe_fds [2];
+    assert_int_equal (pipe (pipe_fds), 0);
+    pid_t child = fork ();
+    assert_true (child >= 0);
+    if (child == 0) {
+        close (pipe_fds [0]);
+        settings_t *settings = s_load ("--config", path, NULL);
+        ssize_t written = write (pipe_fds [1], s_error, strlen (s_error));
+        _exit (settings == NULL && written >= 0 ? 0 : 1);
+    }
+    close (pipe_fds [1]);
+
+    int status = 0;
+    pid_t done = 0;
+    for (int wait = 0; wait < 500 && done == 0; wait++) {
+        done = waitpid (child, &status, WNOHANG);
+        if (done == 0)
+            nanosleep (&(struct timespec) { 0, 10000000 }, NULL);
+    }
+    if (done == 0) {
+        kill (child, SIGKILL);
+        waitpid (child, &status, 0);
+        close (pipe_fds [0]);
+        fail_msg ("loading %s did not finish within 5 s", path);
+    }
+    ssize_t length = read (pipe_fds [0], error, size - 1);
+    close (pipe_fds [0]);
+    error [length > 0 ? length : 0] = '\0';
+    assert_true (WIFEXITED (status));
+    assert_int_equal (WEXITSTATUS (status), 0);
+}
+
+static void
+config_fifo_fails_at_once (void **state)
+{
+    char path [512];
+    char error [512];
+    snprintf (path, sizeof path, "%s/lapse.fifo", s_folder);
+    assert_int_equal (mkfifo (path, 0600), 0);
+    s_load_in_child (path, error, sizeof error);
+    unlink (path);
+
+    char expected [1024];
+    snprintf (expected, sizeof expected, "failed to read config file %s: "
+              "not a regular file (a FIFO)", path);
+    assert_string_equal (error, expected);
+}
+
+static void
+config_device_fails (void **state)
+{
+    settings_t *settings = s_load ("--config", "/dev/zero", NULL);
+    assert_null (settings);
+    assert_string_equal (s_error, "failed to read config file /dev/zero: "
+                         "not a regular file (a device)");
+}
+
+static void
+config_too_large_fails (void **state)
+{
+    FILE *file = fopen (s_config_path, "w");
+    assert_non_null (file);
+    assert_int_equal (fputs ("registry\n    stale-after = 5m\n", file) >= 0,
+                      1);
+    while (ftell (file) <= 1024 * 1024)
+        fputs ("# a comment line, one of many that make the file too large\n",
+               file);
+    assert_int_equal (fclose (file), 0);
+
+    settings_t *settings = s_load ("--config", s_config_path, NULL);
+    assert_null (settings);
+    s_assert_contains (s_error, s_config_path);
+    s_assert_contains (s_error, "more than the 1048576 (1 MiB) a config "
+                       "file may have");
+}
 
 static void
 config_missing_file_fails (void **state)
@@ -543,7 +767,7 @@ config_folder_fails (void **state)
 {
     settings_t *settings = s_load ("--config", s_folder, NULL);
     assert_null (settings);
-    s_assert_contains (s_error, "not a regular file");
+    s_assert_contains (s_error, "not a regular file (a folder)");
 }
 
 static void
@@ -773,6 +997,46 @@ reload_is_all_or_nothing (void **state)
                       3 * SECOND);
     assert_int_equal (settings_duration (settings, "stale-after"),
                       6 * MINUTE);
+    settings_destroy (&settings);
+}
+
+static void
+reload_rejects_invalid_value_not_reloadable (void **state)
+{
+    s_write_config ("registry\n    stale-after = 5m\n    sweep-batch = 10\n");
+    settings_t *settings = s_load ("--config", s_config_path, NULL);
+    assert_non_null (settings);
+
+    /*  sweep-batch is read only at start, but a value that would stop
+        the next start is reported now, and nothing is applied.  */
+    s_write_config ("registry\n    stale-after = 6m\n    sweep-batch = 0\n");
+    assert_int_equal (settings_reload (settings, s_error, sizeof s_error),
+                      -1);
+    char expected [1024];
+    snprintf (expected, sizeof expected,
+              "invalid value \"0\" for sweep-batch (from config %s "
+              "registry/sweep-batch): expected a whole number between 1 "
+              "and 100000", s_config_path);
+    assert_string_equal (s_error, expected);
+    assert_int_equal (settings_duration (settings, "stale-after"),
+                      5 * MINUTE);
+    assert_int_equal (settings_uint (settings, "sweep-batch"), 10);
+    settings_destroy (&settings);
+}
+
+static void
+reload_rejects_unknown_section (void **state)
+{
+    s_write_config ("registry\n    stale-after = 5m\n");
+    settings_t *settings = s_load ("--config", s_config_path, NULL);
+    assert_non_null (settings);
+
+    s_write_config ("registry\n    stale-after = 6m\naudi\n");
+    assert_int_equal (settings_reload (settings, s_error, sizeof s_error),
+                      -1);
+    s_assert_contains (s_error, "unknown section \"audi\"");
+    assert_int_equal (settings_duration (settings, "stale-after"),
+                      5 * MINUTE);
     settings_destroy (&settings);
 }
 
@@ -1288,8 +1552,12 @@ main (void)
         TEST (uint_setting_checks_range),
         TEST (uint_setting_rejects_non_digits),
         TEST (string_setting_checks_length),
+        TEST (string_setting_checks_min_length),
         TEST (string_without_default_is_null),
         TEST (endpoint_setting_checks_prefix),
+        TEST (endpoint_tcp_checks_port),
+        TEST (endpoint_ipc_checks_path_length),
+        TEST (endpoint_inproc_needs_name),
         TEST (bool_setting_accepts_every_word),
         TEST (bool_bare_flag_means_true),
         TEST (file_overrides_default),
@@ -1299,8 +1567,15 @@ main (void)
         TEST (config_env_names_file),
         TEST (config_flag_overrides_config_env),
         TEST (config_ignores_other_sections),
+        TEST (config_accepts_every_program_section),
+        TEST (config_unknown_section_fails),
+        TEST (config_key_outside_section_fails),
+        TEST (load_rejects_section_not_known),
         TEST (config_missing_file_fails),
         TEST (config_folder_fails),
+        TEST (config_fifo_fails_at_once),
+        TEST (config_device_fails),
+        TEST (config_too_large_fails),
         TEST (config_unknown_key_fails),
         TEST (config_nested_key_fails),
         TEST (config_duplicate_key_fails),
@@ -1317,6 +1592,8 @@ main (void)
         TEST (reload_reports_no_change),
         TEST (reload_keeps_flags),
         TEST (reload_is_all_or_nothing),
+        TEST (reload_rejects_invalid_value_not_reloadable),
+        TEST (reload_rejects_unknown_section),
         TEST (reload_reads_environment),
         TEST (reload_fails_on_missing_file),
         TEST (reload_rejects_unknown_key),
