@@ -530,8 +530,17 @@ s_list_page (ctl_t *ctl, const char *node, char *cursor, size_t size,
     return rc;
 }
 
+/*  Fetches one page into table (or prints it as JSON) and leaves the
+    next page's cursor in cursor.  */
+typedef int (page_fn) (ctl_t *ctl, const char *node, char *cursor,
+                       size_t size, table_t *table);
+
+/*  Runs a paged listing: one page, or every page with --all, from
+    --after, only --node's when given.  Pages are gathered before
+    printing so that the columns of every page line up.  */
 static int
-s_cmd_list (ctl_t *ctl)
+s_cmd_paged (ctl_t *ctl, const char *const *header, size_t columns,
+             page_fn *fetch_page)
 {
     const char *node;
     int rc = s_node_get (ctl, false, &node);
@@ -546,14 +555,12 @@ s_cmd_list (ctl_t *ctl)
     char cursor[MSG_ID_MAX + 1];
     snprintf (cursor, sizeof cursor, "%s", after ? after : "");
     bool all = settings_bool (ctl->settings, "all");
-    table_t *table = s_table_new (7);
-    if (!table || s_table_add (table, s_client_header) != 0)
+    table_t *table = s_table_new (columns);
+    if (!table || s_table_add (table, header) != 0)
         rc = CTL_FAILED;
 
-    /*  Pages are gathered before printing so that the columns of every
-        page line up.  */
     while (rc == 0) {
-        rc = s_list_page (ctl, node, cursor, sizeof cursor, table);
+        rc = fetch_page (ctl, node, cursor, sizeof cursor, table);
         if (!all || !cursor[0])
             break;
     }
@@ -569,6 +576,12 @@ s_cmd_list (ctl_t *ctl)
         printf ("next: %s\n", cursor);
     s_table_destroy (&table);
     return rc;
+}
+
+static int
+s_cmd_list (ctl_t *ctl)
+{
+    return s_cmd_paged (ctl, s_client_header, 7, s_list_page);
 }
 
 static const char *const s_tombstone_header[] = {
@@ -644,40 +657,7 @@ s_tombstones_page (ctl_t *ctl, const char *node, char *cursor, size_t size,
 static int
 s_cmd_tombstones (ctl_t *ctl)
 {
-    const char *node;
-    int rc = s_node_get (ctl, false, &node);
-    const char *after = settings_string (ctl->settings, "after");
-    if (rc == 0 && after)
-        rc = s_id_check (ctl, "--after client id", after);
-    if (rc == 0)
-        rc = s_connect (ctl, NULL);
-    if (rc != 0)
-        return rc;
-
-    char cursor[MSG_ID_MAX + 1];
-    snprintf (cursor, sizeof cursor, "%s", after ? after : "");
-    bool all = settings_bool (ctl->settings, "all");
-    table_t *table = s_table_new (6);
-    if (!table || s_table_add (table, s_tombstone_header) != 0)
-        rc = CTL_FAILED;
-
-    while (rc == 0) {
-        rc = s_tombstones_page (ctl, node, cursor, sizeof cursor, table);
-        if (!all || !cursor[0])
-            break;
-    }
-
-    if (rc == 0 && !ctl->json)
-        s_table_print (table);
-    if (rc == 0 && cursor[0] && ctl->json) {
-        printf ("{\"next\":");
-        s_json_string (cursor, strlen (cursor));
-        printf ("}\n");
-    }
-    else if (rc == 0 && cursor[0])
-        printf ("next: %s\n", cursor);
-    s_table_destroy (&table);
-    return rc;
+    return s_cmd_paged (ctl, s_tombstone_header, 6, s_tombstones_page);
 }
 
 static void
