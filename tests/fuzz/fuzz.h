@@ -8,6 +8,8 @@
 
     A target reports a finding by aborting (fuzz_fail), as a sanitizer
     does, so libFuzzer and the replay driver both see it as a crash.
+    The protocol targets' libFuzzer builds also link mutate.c, which
+    changes single msgpack values to the edges of their rules.
 */
 #ifndef LAPSE_FUZZ_H
 #define LAPSE_FUZZ_H

@@ -24,9 +24,9 @@ for target in "${targets[@]}"; do
     work="$build/fuzz-run/$target"
     rm -rf "$work"
     mkdir -p "$work/corpus"
-    cp "$build/tests/fuzz/seeds/$target/"* "$work/corpus/"
+    cp -r "$build/tests/fuzz/seeds/$target/." "$work/corpus/"
     if [ -d "$root/tests/fuzz/regressions/$target" ]; then
-        cp "$root/tests/fuzz/regressions/$target/"* "$work/corpus/"
+        cp -r "$root/tests/fuzz/regressions/$target/." "$work/corpus/"
     fi
 
     # The audit file's longest valid line is 4 KiB, so its inputs may
