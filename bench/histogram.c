@@ -49,16 +49,6 @@ histogram_record (histogram_t *self, uint64_t value)
         self->max = value;
 }
 
-void
-histogram_merge (histogram_t *self, const histogram_t *other)
-{
-    for (uint32_t index = 0; index < HISTOGRAM_BUCKETS; index++)
-        self->counts[index] += other->counts[index];
-    self->total += other->total;
-    if (other->max > self->max)
-        self->max = other->max;
-}
-
 uint64_t
 histogram_percentile (const histogram_t *self, double percentile)
 {

@@ -27,10 +27,6 @@ histogram_reset (histogram_t *self);
 void
 histogram_record (histogram_t *self, uint64_t value);
 
-/*  Adds every value of other to self.  */
-void
-histogram_merge (histogram_t *self, const histogram_t *other);
-
 /*  Returns the value at percentile (0 to 100): the middle of the bucket
     holding it, or the exact maximum for 100.  Returns 0 when empty.  */
 uint64_t

@@ -13,8 +13,9 @@
     once at start (one per batch of the walk) and only their request id
     is rewritten per send, so the generator spends its time on sockets.
 
-    SIGUSR1 starts a marked interval and SIGUSR2 ends it; the acks in it
-    get a histogram of their own (marked_* fields), which bench/run.sh
+    SIGUSR1 starts a marked interval and SIGUSR2 ends it; the messages
+    in flight (or due) at any time within it get a histogram of their own
+    (marked_* fields) and the others another (unmarked_*), which run.sh
     uses to time touches during a sweep.  --probe instead sends one touch
     and reports when the registry first answered (a restart's readiness).
 */
@@ -135,27 +136,20 @@ typedef struct {
 
     histogram_t total;
     histogram_t window_hist;    /* the current timeline row */
-    histogram_t marked;
+    histogram_t marked;         /* messages in flight in the interval */
+    histogram_t unmarked;       /* all the others */
     counts_t counts;
     uint64_t marked_ids;
-    uint64_t marked_ns;
     uint64_t window_ids;
     FILE *timeline;
 } loadgen_t;
 
+/*  The marked interval, in monotonic ns: start 0 until SIGUSR1, end
+    UINT64_MAX until SIGUSR2.  Set only by the signal handler.  */
 static volatile sig_atomic_t s_marked;
+static volatile uint64_t s_mark_start_ns;
+static volatile uint64_t s_mark_end_ns = UINT64_MAX;
 static volatile sig_atomic_t s_stop;
-
-static void
-s_on_signal (int number)
-{
-    if (number == SIGUSR1)
-        s_marked = 1;
-    else if (number == SIGUSR2)
-        s_marked = 0;
-    else
-        s_stop = 1;
-}
 
 static uint64_t
 s_now_ns (void)
@@ -163,6 +157,24 @@ s_now_ns (void)
     struct timespec now;
     clock_gettime (CLOCK_MONOTONIC, &now);
     return (uint64_t) now.tv_sec * 1000000000ull + (uint64_t) now.tv_nsec;
+}
+
+/*  clock_gettime is async-signal-safe, so the handler stamps the
+    interval itself.  */
+static void
+s_on_signal (int number)
+{
+    if (number == SIGUSR1) {
+        s_mark_end_ns = UINT64_MAX;
+        s_mark_start_ns = s_now_ns ();
+        s_marked = 1;
+    }
+    else if (number == SIGUSR2) {
+        s_mark_end_ns = s_now_ns ();
+        s_marked = 0;
+    }
+    else
+        s_stop = 1;
 }
 
 static uint64_t
@@ -365,8 +377,9 @@ s_timeline_row (loadgen_t *self, uint64_t elapsed_ns, uint64_t span_ns)
     self->window_ids = 0;
 }
 
-/*  Counts one decoded reply to a touch or register.  */
-static void
+/*  Counts one decoded reply to a touch or register.  Returns true when
+    it is the result expected.  */
+static bool
 s_count_reply (loadgen_t *self, const msg_t *reply, uint64_t expected_req)
 {
     if (reply->type != MSG_RESULT || reply->req != expected_req) {
@@ -379,10 +392,11 @@ s_count_reply (loadgen_t *self, const msg_t *reply, uint64_t expected_req)
                       " message=%s",
                       msg_type_name (reply->type), reply->req, expected_req,
                       log_quote (text));
-        return;
+        return false;
     }
     const msg_result_t *result = &reply->u.result;
     self->counts.unknown += result->unknown_count + result->evicted_count;
+    return true;
 }
 
 /*  Takes one reply off conn, if any.  Returns 1 when one was read, 0
@@ -411,29 +425,35 @@ s_receive (loadgen_t *self, conn_t *conn, bool measured)
     uint64_t expected = conn->next_req - conn->in_flight;
     msg_t reply = { 0 };
     msg_failure_t failure;
-    if (msg_decode (zmq_msg_data (&frame), zmq_msg_size (&frame), &reply,
-                    &failure) != 0)
+    int decoded = msg_decode (zmq_msg_data (&frame), zmq_msg_size (&frame),
+                              &reply, &failure);
+    bool ok = decoded == 0 && s_count_reply (self, &reply, expected);
+    if (decoded != 0)
         self->counts.errors++;
-    else
-        s_count_reply (self, &reply, expected);
     msg_release (&reply);
     zmq_msg_close (&frame);
 
+    //  Only results count as acknowledged ids; errors are counted apart
     conn->head = (conn->head + 1) % self->window;
     conn->in_flight--;
     self->counts.msgs++;
-    self->counts.ids += slot->ids;
-    if (!measured)
+    if (ok)
+        self->counts.ids += slot->ids;
+    if (!ok || !measured)
         return 1;
 
     uint64_t latency = now - slot->since_ns;
     histogram_record (&self->total, latency);
     histogram_record (&self->window_hist, latency);
     self->window_ids += slot->ids;
-    if (s_marked) {
-        histogram_record (&self->marked, latency);
+
+    //  A message due before the interval ended and answered after it
+    //  began waited through some of it, whenever it was answered
+    bool marked = s_mark_start_ns != 0 && slot->since_ns <= s_mark_end_ns
+                  && now >= s_mark_start_ns;
+    histogram_record (marked ? &self->marked : &self->unmarked, latency);
+    if (marked)
         self->marked_ids += slot->ids;
-    }
     return 1;
 }
 
@@ -626,15 +646,11 @@ s_send_unpaced (loadgen_t *self, uint32_t *turn)
     return 0;
 }
 
-/*  Emits the timeline rows that are due and accounts the marked time.  */
+/*  Emits the timeline rows that are due.  */
 static void
-s_tick_clock (loadgen_t *self, uint64_t started, uint64_t *next_row,
-              uint64_t *last)
+s_tick_clock (loadgen_t *self, uint64_t started, uint64_t *next_row)
 {
     uint64_t now = s_now_ns ();
-    if (s_marked)
-        self->marked_ns += now - *last;
-    *last = now;
     while (now >= *next_row) {
         s_timeline_row (self, *next_row - started, TIMELINE_NS);
         *next_row += TIMELINE_NS;
@@ -659,7 +675,6 @@ s_touch_run (loadgen_t *self, int64_t duration_ms, int64_t timeout_ms)
     uint64_t started = s_now_ns ();
     uint64_t end = started + (uint64_t) duration_ms * 1000000ull;
     uint64_t next_row = started + TIMELINE_NS;
-    uint64_t last = started;
     uint64_t sent = 0;
     bool stalled = false;
     uint32_t turn = 0;
@@ -674,7 +689,7 @@ s_touch_run (loadgen_t *self, int64_t duration_ms, int64_t timeout_ms)
             rc = s_send_unpaced (self, &turn);
         if (rc == 0)
             rc = s_poll (self, 100, interval_ns ? timer : -1, true) < 0;
-        s_tick_clock (self, started, &next_row, &last);
+        s_tick_clock (self, started, &next_row);
     }
     close (timer);
     if (rc != 0)
@@ -688,14 +703,15 @@ s_report (loadgen_t *self, uint64_t span_ns)
 {
     histogram_t *total = &self->total;
     histogram_t *marked = &self->marked;
+    uint64_t end = s_mark_end_ns == UINT64_MAX ? s_now_ns () : s_mark_end_ns;
+    double marked_ms = s_mark_start_ns ? (double) (end - s_mark_start_ns) / 1e6
+                                       : 0;
     double seconds = (double) span_ns / 1e9;
     printf ("mode=touch connections=%u ids_per_touch=%u window=%u "
             "rate=%" PRIu64 " elapsed_ms=%.0f msgs=%" PRIu64
             " ids=%" PRIu64 " ids_per_s=%.0f p50_us=%.1f p90_us=%.1f "
             "p99_us=%.1f p999_us=%.1f max_us=%.1f errors=%" PRIu64
-            " unknown=%" PRIu64 " lost=%" PRIu64 " marked_ms=%.0f "
-            "marked_ids=%" PRIu64 " marked_p50_us=%.1f marked_p99_us=%.1f "
-            "marked_max_us=%.1f\n",
+            " unknown=%" PRIu64 " lost=%" PRIu64,
             self->conn_count, self->ids_per_touch, self->window, self->rate,
             seconds * 1e3, self->counts.msgs, self->counts.ids,
             (double) self->counts.ids / seconds,
@@ -704,11 +720,14 @@ s_report (loadgen_t *self, uint64_t span_ns)
             (double) histogram_percentile (total, 99) / 1e3,
             (double) histogram_percentile (total, 99.9) / 1e3,
             (double) total->max / 1e3, self->counts.errors,
-            self->counts.unknown, self->counts.lost,
-            (double) self->marked_ns / 1e6, self->marked_ids,
+            self->counts.unknown, self->counts.lost);
+    printf (" marked_ms=%.0f marked_ids=%" PRIu64 " marked_p50_us=%.1f "
+            "marked_p99_us=%.1f marked_max_us=%.1f unmarked_p99_us=%.1f\n",
+            marked_ms, self->marked_ids,
             (double) histogram_percentile (marked, 50) / 1e3,
             (double) histogram_percentile (marked, 99) / 1e3,
-            (double) marked->max / 1e3);
+            (double) marked->max / 1e3,
+            (double) histogram_percentile (&self->unmarked, 99) / 1e3);
 }
 
 /*  Sends one touch of the first client and waits for the first answer,

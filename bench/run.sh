@@ -18,9 +18,12 @@
 #   LAPSE_BENCH_CONNECTIONS=8       connections per batched loadgen
 #   LAPSE_BENCH_WINDOW=8            messages in flight per connection
 #   LAPSE_BENCH_PACED_RATE=1000000  ids/s of the paced latency run
-#   LAPSE_BENCH_SWEEP_RATE=1000000  ids/s touched during the sweep
+#   LAPSE_BENCH_SWEEP_RATE=100000   ids/s touched during the sweep: the
+#                                   active clients must all be touched
+#                                   within stale-after, or they go stale
 #   LAPSE_BENCH_SINGLE_CONNECTIONS=50
-#   LAPSE_BENCH_STALE_AFTER=5       seconds, the registry's stale-after
+#   LAPSE_BENCH_STALE_AFTER=15      seconds, the registry's stale-after
+#                                   in the sweep workload
 #   LAPSE_BENCH_REDIS_PIPELINED=5000000   SETs in the pipelined run
 #   LAPSE_BENCH_REDIS_SINGLE=500000       SETs in the unpipelined run
 #   LAPSE_BENCH_ETCD_POPULATION=20000     leases (etcd grants slowly)
@@ -63,9 +66,9 @@ else
     loadgens=${LAPSE_BENCH_LOADGENS:-2}
     connections=${LAPSE_BENCH_CONNECTIONS:-8}
     paced_rate=${LAPSE_BENCH_PACED_RATE:-1000000}
-    sweep_rate=${LAPSE_BENCH_SWEEP_RATE:-1000000}
+    sweep_rate=${LAPSE_BENCH_SWEEP_RATE:-100000}
     single_connections=${LAPSE_BENCH_SINGLE_CONNECTIONS:-50}
-    stale_after=${LAPSE_BENCH_STALE_AFTER:-5}
+    stale_after=${LAPSE_BENCH_STALE_AFTER:-15}
 fi
 window=${LAPSE_BENCH_WINDOW:-8}
 redis_pipelined=${LAPSE_BENCH_REDIS_PIPELINED:-5000000}
@@ -88,6 +91,16 @@ log() { printf '== %s\n' "$*" >&2; }
 
 track() { pids+=("$1"); }
 
+# Forgets a process that was stopped and reaped: its pid may be given to
+# another program afterwards, which the cleanup must not touch.
+untrack() {
+    local kept=() pid
+    for pid in "${pids[@]}"; do
+        [ "$pid" = "$1" ] || kept+=("$pid")
+    done
+    pids=(${kept[@]+"${kept[@]}"})
+}
+
 # Stops one process we started: SIGTERM, then SIGKILL after 10 s.
 # Returns its exit status (143 when it died of the SIGTERM itself).
 stop_pid() {
@@ -100,12 +113,13 @@ stop_pid() {
     kill -KILL "$pid" 2>/dev/null || true
     local status=0
     wait "$pid" 2>/dev/null || status=$?
+    untrack "$pid"
     return $status
 }
 
 cleanup() {
     local pid
-    for pid in "${pids[@]}"; do
+    for pid in ${pids[@]+"${pids[@]}"}; do
         kill -0 "$pid" 2>/dev/null && stop_pid "$pid" || true
     done
     if [ "${LAPSE_BENCH_KEEP:-0}" = 1 ] || [ "$failures" -gt 0 ]; then
@@ -120,6 +134,13 @@ trap cleanup EXIT
 # started in the background is noted and then started directly, so that
 # $! is its own pid, not that of a subshell running a function.
 note() {
+    [ "${current_run:-1}" != 1 ] && return 0
+    printf '%q ' "$@" | sed 's/ $//' >> "$commands_log"
+    echo >> "$commands_log"
+}
+
+# Records a line of text as it is (first run only).
+note_text() {
     [ "${current_run:-1}" != 1 ] || printf '%s\n' "$*" >> "$commands_log"
 }
 
@@ -167,7 +188,7 @@ median() {
     printf '%s\n' "$values" | awk -v n="$count" '
         { v[NR] = $1 }
         END {
-            if (n % 2) m = v[(n + 1) / 2]; else m = (v[n / 2] + v[n / 2 + 1]) / 2
+            m = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
             printf "%.10g\n", m
         }'
 }
@@ -254,6 +275,11 @@ lapse_stop() {
     [ $status -eq 0 ] || fail "lapse-registry exited with status $status"
 }
 
+# logged FILE MSG KEY: KEY's number on the last registry log line MSG.
+logged() {
+    sed -n "s/.*msg=\"$2\".* $3=\([0-9]*\).*/\1/p" "$1" | tail -n 1
+}
+
 rss_kib() {
     awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
@@ -273,9 +299,11 @@ lapse_seed() {
     lapse_start "$work/seed.db" "$work/registry-seed.log" || return 1
     local line
     line=$(run "$loadgen" --commands "$commands_ep" --population "$population" \
-        --connections 8 --duration 0) || fail "registration: $line"
+        --connections 8 --duration 0s) || fail "registration: $line"
     record lapse_register_per_s "$(field per_s "$line")"
     lapse_stop
+    # Every workload starts from this store: without it nothing can run
+    [ "$failures" -eq 0 ] || { echo "run.sh: seeding failed" >&2; exit 1; }
 }
 
 # (a) batched touches, then (d) memory and (e) restart on the same store.
@@ -316,8 +344,7 @@ lapse_batched() {
     record lapse_stop_ms $((stopped - started))
     lapse_start "$store" "$logfile" || return 1
     record lapse_restart_ms "$ready_ms"
-    record lapse_load_ms "$(sed -n 's/.*msg="clients loaded".*duration_ms=\([0-9]*\).*/\1/p' \
-        "$logfile" | tail -n 1)"
+    record lapse_load_ms "$(logged "$logfile" "clients loaded" duration_ms)"
     lapse_stop
 }
 
@@ -382,17 +409,19 @@ lapse_sweep() {
     "$loadgen" "${args[@]}" > "$work/sweep-loadgen-$current_run.out" &
     local touch_pid=$!
     track "$touch_pid"
-    local wait_ms=$((stale_after * 1000 + 1500 - ($(date +%s%3N) - serving_since)))
-    [ $wait_ms -gt 0 ] && sleep "$(awk -v m="$wait_ms" 'BEGIN { print m / 1000 }')"
+    local waited=$(($(date +%s%3N) - serving_since))
+    local wait_ms=$((stale_after * 1000 + 1500 - waited))
+    [ $wait_ms -le 0 ] \
+        || sleep "$(awk -v m="$wait_ms" 'BEGIN { print m / 1000 }')"
 
     kill -USR1 "$touch_pid"
     local line
     line=$(run "$sweepwatch" "${endpoints[@]}" --ticks "$ticks_ep" \
-        --expect "$stale" --audit-file "$auditfile" --timeout 60s) \
+        --expect "$stale" --audit-file "$auditfile" --timeout 30s) \
         || fail "sweepwatch: $line"
     kill -USR2 "$touch_pid"
     sleep 2
-    stop_pid "$touch_pid" || true
+    stop_pid "$touch_pid" || fail "touch loadgen exited with status $?"
     local touched
     touched=$(cat "$work/sweep-loadgen-$current_run.out")
     stop_pid "$audit_pid" || fail "lapse-audit exited with status $?"
@@ -403,13 +432,12 @@ lapse_sweep() {
     record lapse_sweep_audit_ms "$(field audit_ms "$line")"
     record lapse_sweep_events "$(field events "$line")"
     record lapse_sweep_audit_lines "$(field audit_lines "$line")"
-    record lapse_sweep_registry_ms "$(sed -n \
-        's/.*msg="sweep finished".*duration_ms=\([0-9]*\).*/\1/p' "$logfile" \
-        | tail -n 1)"
-    record lapse_sweep_evicted "$(sed -n \
-        's/.*msg="sweep finished".* evicted=\([0-9]*\).*/\1/p' "$logfile" \
-        | tail -n 1)"
+    record lapse_sweep_registry_ms "$(logged "$logfile" "sweep finished" \
+        duration_ms)"
+    record lapse_sweep_evicted "$(logged "$logfile" "sweep finished" evicted)"
     record lapse_sweep_touch_p99_us "$(field marked_p99_us "$touched")"
+    record lapse_sweep_touch_outside_p99_us "$(field unmarked_p99_us \
+        "$touched")"
     record lapse_sweep_touch_max_us "$(field marked_max_us "$touched")"
     record lapse_sweep_touch_ids_per_s "$(field ids_per_s "$touched")"
     record lapse_sweep_touch_unknown "$(field unknown "$touched")"
@@ -451,16 +479,27 @@ redis_keys() {
     awk -v first="$1" -v last="$2" -v a="$3" -v b="$4" 'BEGIN {
         for (i = first; i < last; i++) {
             key = sprintf("client:%012d", i)
-            printf "*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\n1\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n",
-                length(key), key, length(a), a, length(b), b
+            printf "*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\n1\r\n", \
+                length(key), key
+            printf "$%d\r\n%s\r\n$%d\r\n%s\r\n", length(a), a, length(b), b
         }
     }'
 }
 
 redis_load() {
     redis_keys "$1" "$2" "$3" "$4" > "$work/redis-keys.resp"
-    run redis-cli -p "$redis_port" --pipe < "$work/redis-keys.resp" \
+    local shown=$4
+    [ "$3" != PXAT ] || shown='<due ms>'
+    note_text "# SET client:<n> 1 $3 $shown for n from $1 to $(($2 - 1))," \
+        "in Redis protocol:"
+    note redis-cli -p "$redis_port" --pipe
+    redis-cli -p "$redis_port" --pipe < "$work/redis-keys.resp" \
         > "$work/redis-pipe.log"
+}
+
+# Field N of redis-benchmark's --csv line (2: requests/s, 7: p99 ms).
+csv_field() {
+    printf '%s\n' "$1" | cut -d, -f"$2" | tr -d '"'
 }
 
 redis_workloads() {
@@ -478,12 +517,19 @@ redis_workloads() {
     line=$(run redis-benchmark -p "$redis_port" -P 16 -c 50 \
         -r "$population" -n "$redis_pipelined" --csv \
         SET client:__rand_int__ 1 EX 3600 | tail -n 1)
-    record redis_pipelined_per_s "$(printf '%s' "$line" | cut -d, -f2 | tr -d '"')"
+    record redis_pipelined_per_s "$(csv_field "$line" 2)"
     line=$(run redis-benchmark -p "$redis_port" -P 1 -c "$single_connections" \
         -r "$population" -n "$redis_single" --csv \
         SET client:__rand_int__ 1 EX 3600 | tail -n 1)
-    record redis_single_per_s "$(printf '%s' "$line" | cut -d, -f2 | tr -d '"')"
-    record redis_single_p99_ms "$(printf '%s' "$line" | cut -d, -f7 | tr -d '"')"
+    record redis_single_per_s "$(csv_field "$line" 2)"
+    record redis_single_p99_ms "$(csv_field "$line" 7)"
+
+    # The same run without the append-only file, to show what it costs
+    run redis-cli -p "$redis_port" config set appendonly no >/dev/null
+    line=$(run redis-benchmark -p "$redis_port" -P 16 -c 50 \
+        -r "$population" -n "$redis_pipelined" --csv \
+        SET client:__rand_int__ 1 EX 3600 | tail -n 1)
+    record redis_pipelined_no_aof_per_s "$(csv_field "$line" 2)"
 
     redis_expiry
     redis_stop
@@ -511,9 +557,9 @@ redis_expiry() {
     redis_load "$active" "$population" PXAT "$due"
     wait "$watch_pid" || true
     stop_pid "$sub_pid" || true
-    echo "redis-cli -p $redis_port --csv psubscribe '__keyevent@0__:expired'" \
-        "| lapse-sweepwatch --lines --match '\"pmessage\"' --expect $stale" \
-        "--since-ms DUE --timeout 30s" >> "$commands_log"
+    note_text "redis-cli -p $redis_port --csv psubscribe" \
+        "'__keyevent@0__:expired' | lapse-sweepwatch --lines --match" \
+        "'\"pmessage\"' --expect $stale --since-ms DUE --timeout 30s"
     local line
     line=$(cat "$work/redis-expiry.out")
     record redis_expired_30s "$(field matched "$line")"
@@ -553,7 +599,7 @@ etcd_workloads() {
     etcd_start || return 1
     local etcd_active=$((etcd_population - etcd_stale)) line
     line=$(run "$etcdload" --port "$etcd_port" --population "$etcd_active" \
-        --keys=on --ttl 3600 --duration 0) || fail "etcd grant: $line"
+        --keys=on --ttl 3600 --duration 0s) || fail "etcd grant: $line"
     record etcd_grant_per_s "$(field per_s "$line")"
     line=$(run "$etcdload" --port "$etcd_port" --population "$etcd_active" \
         --grant=off --ids-per-request 100 --connections 8 \
@@ -585,20 +631,20 @@ etcd_expiry() {
     sleep 0.5
     local line
     line=$(run "$etcdload" --port "$etcd_port" --population "$etcd_stale" \
-        --first 100000000 --keys=on --ttl "$ttl" --duration 0) \
+        --first 100000000 --keys=on --ttl "$ttl" --duration 0s) \
         || fail "etcd grant: $line"
     local due=$(($(field last_wall_ms "$line") + ttl * 1000))
     wait "$watch_pid" || true
     stop_pid "$sub_pid" || true
-    echo "ETCDCTL_API=3 etcdctl --endpoints 127.0.0.1:$etcd_port watch" \
-        "--prefix client/ | lapse-sweepwatch --lines --match DELETE" \
-        "--expect $etcd_stale --timeout ${limit}s" >> "$commands_log"
+    note_text "ETCDCTL_API=3 etcdctl --endpoints 127.0.0.1:$etcd_port" \
+        "watch --prefix client/ | lapse-sweepwatch --lines --match DELETE" \
+        "--expect $etcd_stale --timeout ${limit}s"
     line=$(cat "$work/etcd-expiry.out")
     record etcd_deleted "$(field matched "$line")"
     local done_wall
     done_wall=$(field done_wall_ms "$line")
-    [ "${done_wall:-0}" -gt 0 ] && record etcd_expiry_done_ms $((done_wall - due))
-    return 0
+    [ "${done_wall:-0}" -le 0 ] \
+        || record etcd_expiry_done_ms $((done_wall - due))
 }
 
 # ------------------------------------------------------------------- report
@@ -632,16 +678,19 @@ check() {
 
 plot_timeline() {
     local tsv=$1 png=$2
-    local from to
+    local from to shade=
     from=$(awk -F'\t' 'NR > 1 && $7 == 1 { print $1 / 1000; exit }' "$tsv")
-    to=$(awk -F'\t' 'NR > 1 && $7 == 1 { t = $1 / 1000 } END { print t }' "$tsv")
-    local shade=
-    [ -n "$from" ] && shade="set object 1 rect from $from, graph 0 to $to, graph 1 fc rgb '#f4d6d6' fs solid 0.6 noborder behind"
+    to=$(awk -F'\t' 'NR > 1 && $7 == 1 { t = $1 / 1000 } END { print t }' \
+        "$tsv")
+    [ -z "$from" ] || shade="set object 1 rect from $from, graph 0 \
+to $to, graph 1 fc rgb '#f4d6d6' fs solid 0.6 noborder behind"
+    local data="every ::1 using (\$1/1000)"
     gnuplot <<PLOT
 set terminal pngcairo size 960,540 font ',10'
 set output '$png'
 set datafile separator '\t'
-set title 'Touch acknowledgements during a sweep of $stale stale clients among $population (shaded: tick to last event)'
+set title 'Touch acknowledgements during a sweep of $stale stale clients \
+among $population (shaded: tick to last event)'
 set xlabel 'seconds since the touches began'
 set ylabel 'ack latency per 100 ms window (ms, log scale)'
 set logscale y
@@ -651,11 +700,55 @@ set ytics nomirror
 set key top left
 set grid
 $shade
-plot '$tsv' every ::1 using (\$1/1000):(\$5/1000) with lines lw 2 title 'p99', \
-     '' every ::1 using (\$1/1000):(\$6/1000) with lines lw 1 title 'max', \
-     '' every ::1 using (\$1/1000):(\$3/1e6) axes x1y2 with lines lw 1 dt 2 title 'ids/s (right axis)', \
+plot '$tsv' $data:(\$5/1000) with lines lw 2 title 'p99', \
+     '' $data:(\$6/1000) with lines lw 1 title 'max', \
+     '' $data:(\$3/1e6) axes x1y2 with lines lw 1 dt 2 lc rgb '#999999' \
+        title 'ids/s (right axis)', \
      5 with lines dt 3 lc rgb 'black' title '5 ms target'
 PLOT
+}
+
+rounds() {
+    [ "$runs" = 1 ] && echo "1 round" || echo "$runs rounds"
+}
+
+# The registry's flush settings, from its effective configuration.
+flush_settings() {
+    grep -h -m 1 'msg="effective configuration"' \
+        "$work/registry-batched-1.log" 2>/dev/null | tr ' ' '\n' \
+        | grep -E '^(flush-interval|activity-granularity|flush-batch)=' \
+        | tr '\n' ' ' | sed 's/ $//'
+}
+
+# Says how busy the machine was, from the 1-minute load average taken
+# just before the run began (other work) and at its end.
+machine_sentence() {
+    local busy
+    busy=$(awk -v l="$load_start" 'BEGIN { print (l >= 0.5) ? 1 : 0 }')
+    if [ "$busy" = 1 ]; then
+        printf 'These figures come from one run on a shared %s-core\n' \
+            "$(nproc)"
+        printf 'machine, busy with other work while it ran (load average\n'
+        printf '%s just before it began, %s at its end).' \
+            "$load_start" "$load_end"
+    else
+        printf 'These figures come from one run on a %s-core machine\n' \
+            "$(nproc)"
+        printf '(load average %s just before it began, %s at its end).' \
+            "$load_start" "$load_end"
+    fi
+}
+
+# The LAPSE_BENCH_* variables this run was given, for rerunning it.
+env_line() {
+    local vars
+    vars=$(env | grep '^LAPSE_BENCH_' | grep -v '^LAPSE_BENCH_KEEP=' | sort \
+        | tr '\n' ' ' | sed 's/ $//')
+    if [ -n "$vars" ]; then
+        printf 'this run had `%s`' "$vars"
+    else
+        printf 'this run used the defaults'
+    fi
 }
 
 machine_line() {
@@ -668,31 +761,139 @@ machine_line() {
         "$(cat /etc/debian_version 2>/dev/null || echo unknown)"
 }
 
-write_doc() {
-    local doc="$root/docs/benchmarks.md"
-    local m_lb m_rp m_eb m_ls m_rs m_es
-    m_lb=$(median lapse_batched_ids_per_s)
-    m_rp=$(median redis_pipelined_per_s)
-    m_eb=$(median etcd_batched_per_s)
-    m_ls=$(median lapse_single_ids_per_s)
-    m_rs=$(median redis_single_per_s)
-    m_es=$(median etcd_single_per_s)
-    local m_pp m_sw_sub m_sw_audit m_sw_p99 m_rss m_rrss m_restart
-    m_pp=$(median lapse_paced_p99_us)
-    m_sw_sub=$(median lapse_sweep_subscriber_ms)
-    m_sw_audit=$(median lapse_sweep_audit_ms)
-    m_sw_p99=$(median lapse_sweep_touch_p99_us)
-    m_rss=$(median lapse_rss_mib)
-    m_rrss=$(median redis_rss_mib)
-    m_restart=$(median lapse_restart_ms)
-    local sweep_worst
-    sweep_worst=$(awk -v a="$m_sw_sub" -v b="$m_sw_audit" 'BEGIN {
+# us_ms MICROSECONDS: milliseconds with two decimals.
+us_ms() {
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /^-?[0-9.]+$/) printf "%.2f\n", v / 1000; else print v }'
+}
+
+# row CELL...: one Markdown table row.
+row() {
+    printf '|'
+    printf ' %s |' "$@"
+    printf '\n'
+}
+
+figures_table() {
+    local lb rp eb ls rs es lp99 rp99 rss rrss lreg rload egrant
+    lb=$(median lapse_batched_ids_per_s)
+    rp=$(median redis_pipelined_per_s)
+    eb=$(median etcd_batched_per_s)
+    ls=$(median lapse_single_ids_per_s)
+    rs=$(median redis_single_per_s)
+    es=$(median etcd_single_per_s)
+    lp99=$(us_ms "$(median lapse_single_p99_us)")
+    rp99=$(median redis_single_p99_ms)
+    rss=$(median lapse_rss_mib)
+    rrss=$(median redis_rss_mib)
+    lreg=$(median lapse_register_per_s)
+    rload=$(median redis_load_per_s)
+    egrant=$(median etcd_grant_per_s)
+    local redis_done
+    redis_done=$(median redis_expiry_done_ms)
+    [ "$redis_done" != -1 ] || redis_done="not within 30 s"
+
+    row workload Lapse Redis etcd "Lapse / Redis" "Lapse / etcd"
+    row --- --- --- --- --- ---
+    row "(a) batched touches, ids/s" "$(per_s "$lb")" "$(per_s "$rp")" \
+        "$(per_s "$eb")" "$(ratio "$lb" "$rp")" "$(ratio "$lb" "$eb")"
+    local rn
+    rn=$(median redis_pipelined_no_aof_per_s)
+    row "(a) the same, Redis without its append-only file" "" \
+        "$(per_s "$rn")" "" "$(ratio "$lb" "$rn")" ""
+    row "(b) single-id touches, ids/s" "$(per_s "$ls")" "$(per_s "$rs")" \
+        "$(per_s "$es")" "$(ratio "$ls" "$rs")" "$(ratio "$ls" "$es")"
+    row "(a) batched ack p99, ms" \
+        "$(us_ms "$(median lapse_batched_p99_us)")" "" "" "" ""
+    row "(b) single-id ack p99, ms" "$lp99" "$rp99" "" \
+        "$(ratio "$lp99" "$rp99")" ""
+    row "paced at $(per_s "$paced_rate"): achieved" \
+        "$(per_s "$(median lapse_paced_ids_per_s)")" "" "" "" ""
+    row "paced: ack p50 / p99 / max, ms" \
+        "$(us_ms "$(median lapse_paced_p50_us)") / $(us_ms \
+        "$(median lapse_paced_p99_us)") / $(us_ms \
+        "$(median lapse_paced_max_us)")" "" "" "" ""
+    row "(c) stale, of all" "$stale of $population clients" \
+        "$stale of $population keys" \
+        "$etcd_stale of $etcd_population leases" "" ""
+    row "(c) removed by the sweep" "$(median lapse_sweep_evicted)" "" "" \
+        "" ""
+    row "(c) first event after the tick (or due time), ms" \
+        "$(median lapse_sweep_first_ms)" "$(median redis_expiry_first_ms)" \
+        "" "" ""
+    row "(c) last event at a subscriber, ms" \
+        "$(median lapse_sweep_subscriber_ms)" "$redis_done" \
+        "$(median etcd_expiry_done_ms)" "" ""
+    row "(c) events received within 30 s" "$(median lapse_sweep_events)" \
+        "$(median redis_expired_30s)" "$(median etcd_deleted) (no limit)" \
+        "" ""
+    row "(c) last line in the audit file, ms" \
+        "$(median lapse_sweep_audit_ms)" "" "" "" ""
+    row "(c) the registry's own sweep, ms" \
+        "$(median lapse_sweep_registry_ms)" "" "" "" ""
+    row "(f) ack p99 at $(per_s "$sweep_rate") outside the sweep, ms" \
+        "$(us_ms "$(median lapse_sweep_touch_outside_p99_us)")" "" "" "" ""
+    row "(f) ack p99 / max during the sweep, ms" \
+        "$(us_ms "$(median lapse_sweep_touch_p99_us)") / $(us_ms \
+        "$(median lapse_sweep_touch_max_us)")" "" "" "" ""
+    row "(d) RSS at $population clients or keys, MiB" "$rss" "$rrss" "" \
+        "$(ratio "$rss" "$rrss")" ""
+    row "(e) restart to the first touch served, ms" \
+        "$(median lapse_restart_ms)" "" "" "" ""
+    row "(e) of which loading the clients, ms" "$(median lapse_load_ms)" \
+        "" "" "" ""
+    row "(e) clean stop after the batched run, ms" \
+        "$(median lapse_stop_ms)" "" "" "" ""
+    row "loading the population, per second" "$(per_s "$lreg") register" \
+        "$(per_s "$rload") SET" "$(per_s "$egrant") grant and put" \
+        "$(ratio "$lreg" "$rload")" "$(ratio "$lreg" "$egrant")"
+}
+
+targets_table() {
+    local lb rp ls rs pp swp sub aud worst rss rrss restart
+    lb=$(median lapse_batched_ids_per_s)
+    rp=$(median redis_pipelined_per_s)
+    ls=$(median lapse_single_ids_per_s)
+    rs=$(median redis_single_per_s)
+    pp=$(median lapse_paced_p99_us)
+    swp=$(median lapse_sweep_touch_p99_us)
+    sub=$(median lapse_sweep_subscriber_ms)
+    aud=$(median lapse_sweep_audit_ms)
+    worst=$(awk -v a="$sub" -v b="$aud" 'BEGIN {
         if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/) print "n/a"
         else print (a > b ? a : b) }')
-    local m_expired m_deleted
-    m_expired=$(median redis_expired_30s)
-    m_deleted=$(median etcd_deleted)
+    rss=$(median lapse_rss_mib)
+    rrss=$(median redis_rss_mib)
+    restart=$(median lapse_restart_ms)
+    local vs_redis single
+    vs_redis=$(ratio "$lb" "$rp")
+    single=$(ratio "$ls" "$rs")
 
+    row target measured "measured / target" ""
+    row --- --- --- ---
+    row "batched touches ≥ 3M ids/s, flushing on" "$(per_s "$lb")" \
+        "$(ratio "$lb" 3000000)" "$(check "$lb" ">=" 3000000)"
+    row "batched touches ≥ 6x Redis pipelined" "${vs_redis}x" \
+        "$(ratio "$vs_redis" 6)" "$(check "$vs_redis" ">=" 6)"
+    row "single-id touches ≥ Redis unpipelined" "${single}x" "$single" \
+        "$(check "$single" ">=" 1)"
+    row "ack p99 < 1 ms at $(per_s "$paced_rate") paced" \
+        "$(us_ms "$pp") ms" "$(ratio "$pp" 1000)" "$(check "$pp" "<" 1000)"
+    row "ack p99 < 5 ms during a sweep of $stale" "$(us_ms "$swp") ms" \
+        "$(ratio "$swp" 5000)" "$(check "$swp" "<" 5000)"
+    local label="$stale evictions at a subscriber and in the audit file"
+    row "$label within 2 s of the tick" "$sub ms and $aud ms" \
+        "$(ratio "$worst" 2000)" "$(check "$worst" "<=" 2000)"
+    row "registry RSS at $population clients < 100 MiB" "$rss MiB" \
+        "$(ratio "$rss" 100)" "$(check "$rss" "<" 100)"
+    row "registry RSS below Redis's" "$rss vs $rrss MiB" \
+        "$(ratio "$rss" "$rrss")" "$(check "$rss" "<" "$rrss")"
+    row "restart on $population clients serves touches within 1 s" \
+        "$restart ms" "$(ratio "$restart" 1000)" \
+        "$(check "$restart" "<=" 1000)"
+}
+write_doc() {
+    local doc="$root/docs/benchmarks.md"
     {
     cat <<DOC
 # Benchmarks
@@ -702,18 +903,18 @@ keyspace notifications) and etcd (leases, keepalives and watches) at
 the same job: many clients touched often, the silent ones removed and
 announced.  Every figure below comes from one run of \`bench/run.sh\`
 on the machine described, with all three systems measured in the same
-run on the same machine, each workload $runs times (the tables show
-medians; the last section lists every run).
+run on the same machine, in $(rounds) of every workload (the tables
+show medians; the last section lists every round).
 
-**Read the ratios, not the absolute figures.**  This run was made on a
-shared $(nproc)-core machine (load average $load_start at the start,
-$load_end at the end, from work other than this run), so absolute
-figures move from run to run; the ratios within one run are what
-counts.  The registry has had no performance work yet: these are its
-first figures, the baseline for that work.
+**Read the ratios, not the absolute figures.**
+$(machine_sentence)
+Absolute figures move from run to run; the ratios within one run are
+what counts.  They are the harness's first figures, a baseline for the
+registry's performance work.
 
-Rerun everything with \`bench/run.sh\` (about $(( (run_seconds + 59) / 60 )) minutes here);
-the scale is set by the environment variables listed at its top, and
+Rerun everything with \`bench/run.sh\` (it took $(( (run_seconds + 59) / 60 ))
+minutes here; $(env_line)); the scale is set by the environment
+variables listed at its top, and
 \`bench/run.sh --smoke\` runs every Lapse workload at a tiny scale in
 under a minute (CTest runs it, label \`bench\`).
 
@@ -729,43 +930,15 @@ $(machine_line)
 
 ## Figures
 
-Medians of $runs runs.  Ratios are Lapse / peer: above 1 means Lapse
-did more per second (or took longer, for times).
+Medians of $(rounds).  Ratios are Lapse / peer: above 1 means Lapse
+did more per second (or took longer, or used more, for times and
+memory).
 
-| workload | Lapse | Redis | etcd | Lapse / Redis | Lapse / etcd |
-| --- | --- | --- | --- | --- | --- |
-| (a) batched touches, ids/s | $(per_s "$m_lb") | $(per_s "$m_rp") | $(per_s "$m_eb") | $(ratio "$m_lb" "$m_rp") | $(ratio "$m_lb" "$m_eb") |
-| (b) single-id touches, ids/s | $(per_s "$m_ls") | $(per_s "$m_rs") | $(per_s "$m_es") | $(ratio "$m_ls" "$m_rs") | $(ratio "$m_ls" "$m_es") |
-| (a) batched touch ack p99, ms | $(awk -v v="$(median lapse_batched_p99_us)" 'BEGIN { printf "%.2f", v / 1000 }') | | | | |
-| (b) single-id ack p99, ms | $(awk -v v="$(median lapse_single_p99_us)" 'BEGIN { printf "%.2f", v / 1000 }') | $(median redis_single_p99_ms) | | $(ratio "$(awk -v v="$(median lapse_single_p99_us)" 'BEGIN { print v / 1000 }')" "$(median redis_single_p99_ms)") | |
-| paced $(per_s "$paced_rate") touches: achieved | $(per_s "$(median lapse_paced_ids_per_s)") | | | | |
-| paced: ack p50 / p99 / max, ms | $(awk -v a="$(median lapse_paced_p50_us)" -v b="$m_pp" -v c="$(median lapse_paced_max_us)" 'BEGIN { printf "%.2f / %.2f / %.1f", a / 1000, b / 1000, c / 1000 }') | | | | |
-| (c) stale removed and announced | $stale of $population | $stale keys of $population | $etcd_stale leases of $etcd_population | | |
-| (c) first event after the tick (due time), ms | $(median lapse_sweep_first_ms) | $(median redis_expiry_first_ms) | | | |
-| (c) all events at a subscriber, ms | $m_sw_sub | $( [ "$(median redis_expiry_done_ms)" = -1 ] && echo "not within 30 s" || median redis_expiry_done_ms) | $(median etcd_expiry_done_ms) | | |
-| (c) events received within 30 s | $(median lapse_sweep_events) | $m_expired | $m_deleted (no limit) | | |
-| (c) all events in the audit file, ms | $m_sw_audit | | | | |
-| (c) registry's own sweep time, ms | $(median lapse_sweep_registry_ms) | | | | |
-| (f) touch ack p99 / max during the sweep, ms | $(awk -v a="$m_sw_p99" -v b="$(median lapse_sweep_touch_max_us)" 'BEGIN { printf "%.1f / %.1f", a / 1000, b / 1000 }') | | | | |
-| (d) RSS at $population clients or keys, MiB | $m_rss | $m_rrss | | $(ratio "$m_rss" "$m_rrss") | |
-| (e) restart to first touch served, ms | $m_restart | | | | |
-| (e) of which loading the clients, ms | $(median lapse_load_ms) | | | | |
-| (e) clean stop under load, ms | $(median lapse_stop_ms) | | | | |
-| loading the population, per s | $(per_s "$(median lapse_register_per_s)") register | $(per_s "$(median redis_load_per_s)") SET | $(per_s "$(median etcd_grant_per_s)") grant + put | $(ratio "$(median lapse_register_per_s)" "$(median redis_load_per_s)") | $(ratio "$(median lapse_register_per_s)" "$(median etcd_grant_per_s)") |
+$(figures_table)
 
 ## Targets
 
-| target | measured | ratio | |
-| --- | --- | --- | --- |
-| batched touches ≥ 3M ids/s, flushing on | $(per_s "$m_lb") | $(ratio "$m_lb" 3000000) of target | $(check "$m_lb" ">=" 3000000) |
-| batched touches ≥ 6x Redis pipelined | $(ratio "$m_lb" "$m_rp")x | $(ratio "$(ratio "$m_lb" "$m_rp")" 6) of target | $(check "$(ratio "$m_lb" "$m_rp")" ">=" 6) |
-| single-id touches ≥ Redis unpipelined | $(ratio "$m_ls" "$m_rs")x | $(ratio "$m_ls" "$m_rs") of target | $(check "$(ratio "$m_ls" "$m_rs")" ">=" 1) |
-| ack p99 < 1 ms at $(per_s "$paced_rate") paced | $(awk -v v="$m_pp" 'BEGIN { printf "%.2f ms", v / 1000 }') | $(ratio "$m_pp" 1000) of limit | $(check "$m_pp" "<" 1000) |
-| ack p99 < 5 ms during a $stale sweep | $(awk -v v="$m_sw_p99" 'BEGIN { printf "%.2f ms", v / 1000 }') | $(ratio "$m_sw_p99" 5000) of limit | $(check "$m_sw_p99" "<" 5000) |
-| $stale evictions at subscriber and audit file within 2 s of the tick | $m_sw_sub ms / $m_sw_audit ms | $(ratio "$sweep_worst" 2000) of limit | $(check "$sweep_worst" "<=" 2000) |
-| registry RSS at $population < 100 MiB | $m_rss MiB | $(ratio "$m_rss" 100) of limit | $(check "$m_rss" "<" 100) |
-| registry RSS below Redis's | $m_rss vs $m_rrss MiB | $(ratio "$m_rss" "$m_rrss") | $(check "$m_rss" "<" "$m_rrss") |
-| restart on $population serves touches within 1 s | $m_restart ms | $(ratio "$m_restart" 1000) of limit | $(check "$m_restart" "<=" 1000) |
+$(targets_table)
 
 ## What each workload does
 
@@ -773,17 +946,22 @@ Every system runs on 127.0.0.1 with its data in a temporary folder, as
 a process of this run (no system service), and is stopped at the end.
 Ids and keys are \`client:\` and twelve digits (19 bytes) everywhere.
 
-- **Registry settings.** Defaults (activity flushed to SQLite every
-  second, \`synchronous=NORMAL\` in WAL mode), except for the sweep
-  workload: \`--stale-after ${stale_after}s\` and \`--brake=off\` (the
-  eviction brake caps a sweep at 20 % of the clients, which this
-  workload reaches exactly).  The store is seeded once per run of the
-  script by registering the population through the protocol, then
-  copied fresh for every workload.
+- **Registry settings.** Its defaults, which in this run flushed
+  activity to SQLite as \`$(flush_settings)\` (\`synchronous=NORMAL\` in
+  WAL mode): a client's stored activity is rewritten once it lags by
+  the granularity, at most flush-batch clients per flush, and a sweep
+  first writes whatever it needs.  The sweep workload adds
+  \`--stale-after ${stale_after}s\` and \`--brake=off\` (the eviction
+  brake caps a sweep at 20 % of the clients, which this workload
+  reaches exactly).  The store is seeded once per run of the script by
+  registering the population through the protocol, then copied fresh
+  for every workload.
 - **Redis settings.** \`--save ""\` and \`--appendonly yes
   --appendfsync everysec\`: an append-only file synced every second is
   the durability closest to the registry's flush every second, and no
-  RDB snapshot forks in the middle of a run.  The keys are loaded with
+  RDB snapshot forks in the middle of a run.  The pipelined run is
+  repeated with the append-only file turned off (\`config set
+  appendonly no\`) to show what it costs Redis.  The keys are loaded with
   \`redis-cli --pipe\` before the throughput runs (RSS is read then).
 - **(a) batched touches.** $loadgens \`lapse-loadgen\` processes, each
   with $connections DEALER connections and $window messages of 100 ids
@@ -791,7 +969,8 @@ Ids and keys are \`client:\` and twelve digits (19 bytes) everywhere.
   population.  Redis: \`redis-benchmark -P 16 -c 50 -r $population\` of
   \`SET client:__rand_int__ 1 EX 3600\` ($redis_pipelined commands).
   etcd: lease keepalives, 100 per request over 8 connections, through
-  etcd's JSON gateway (see below), over $((etcd_population - etcd_stale)) leases.
+  etcd's JSON gateway (see below), over $((etcd_population - etcd_stale))
+  leases.
 - **(b) single-id touches.** One \`lapse-loadgen\` with
   $single_connections connections, one id per message and one message in
   flight per connection.  Redis: the same \`redis-benchmark\` unpipelined
@@ -802,8 +981,10 @@ Ids and keys are \`client:\` and twelve digits (19 bytes) everywhere.
   came due while every window was full is timed from when it was due,
   so a stall is not hidden by the generator slowing down.
 - **(c) sweep and delivery.** The registry starts on the seeded store;
-  $active clients are touched at $(per_s "$sweep_rate") throughout, the
-  other $stale were last active at seeding.  After the start-up grace
+  $active clients are touched at $(per_s "$sweep_rate") throughout (a
+  rate the registry sustains here, so that each of them is touched
+  well within its stale-after), the other $stale were last active at
+  seeding.  After the start-up grace
   (stale-after since serving began) \`lapse-sweepwatch\` sends one tick
   and times the events to a liblapse subscriber (\`lapse_sub_t\`, live
   stream plus replay) and the lines \`lapse-audit\` appends to its file.
@@ -825,8 +1006,9 @@ Ids and keys are \`client:\` and twelve digits (19 bytes) everywhere.
   SIGTERM and started again on the same store; the time is from
   launching it to the first touch it answers (\`lapse-loadgen --probe\`).
 - **(f) latency during the sweep.** The paced touches of (c) report
-  their p99 and maximum per 100 ms; the acks between the tick and the
-  last event form the "during the sweep" p99 above.
+  their p99 and maximum per 100 ms.  The touches in flight, or due,
+  at any moment between the tick and the last event give the "during
+  the sweep" p99 above; all the others give the p99 outside it.
 - **etcd through its JSON gateway.** Debian packages neither etcd's
   \`benchmark\` tool nor a gRPC library for C, so \`lapse-etcdload\` sends
   keepalives as HTTP/1.1 POSTs to \`/v3/lease/keepalive\` (several JSON
@@ -854,9 +1036,9 @@ The commands as run (run 1; later runs repeat them):
 $(sed "s|$work|\$WORK|g; s|$root/||g" "$commands_log")
 \`\`\`
 
-## Every run
+## Every round
 
-| figure | runs |
+| figure | rounds 1 to $runs |
 | --- | --- |
 DOC
     local key
@@ -916,7 +1098,8 @@ if [ "$smoke" = 1 ]; then
     [ "$(median lapse_sweep_audit_lines)" = "$stale" ] \
         || fail "audit file got $(median lapse_sweep_audit_lines) of $stale"
     if [ "$failures" -gt 0 ]; then
-        tail -n 5 "$work"/*.log >&2 || true
+        grep -h -E 'level=(warn|error)' "$work"/*.log >&2 || true
+        tail -n 3 "$work"/*.out >&2 || true
         echo "smoke: $failures failed" >&2
         exit 1
     fi
@@ -925,7 +1108,8 @@ if [ "$smoke" = 1 ]; then
 fi
 
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$root" diff --quiet HEAD 2>/dev/null || commit="$commit plus uncommitted changes"
+git -C "$root" diff --quiet HEAD 2>/dev/null \
+    || commit="$commit plus uncommitted changes"
 cp "$work/timeline.tsv" "$root/docs/latency-during-sweep.tsv" 2>/dev/null \
     && plot_timeline "$root/docs/latency-during-sweep.tsv" \
         "$root/docs/latency-during-sweep.png"
