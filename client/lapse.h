@@ -8,11 +8,11 @@
     order.
 
     Functions returning int return 0 on success and -1 on failure, with
-    the reason in lapse_error and lapse_error_code; an error reply from
+    the reason in lapse_error and lapse_error_code.  An error reply from
     the registry sets the code it carried (for example
-    MSG_ERR_UNKNOWN_CLIENT), a timeout or transport failure sets
-    MSG_ERR_INTERNAL with a message saying which.  Neither object is
-    thread-safe; use one per thread.
+    MSG_ERR_UNKNOWN_CLIENT).  A timeout or transport failure sets
+    MSG_ERR_INTERNAL with a message naming which.  Neither object is
+    thread-safe, so use one per thread.
 
     The library uses czmq, whose first socket installs handlers that
     turn SIGINT and SIGTERM into zsys_interrupted (czmq 4.2); a program
@@ -131,9 +131,9 @@ int
 lapse_deregister (lapse_t *self, const char *id);
 
 /*  Sends any command and waits for its reply.  request->req is set by
-    the library.  On success *reply holds a MSG_RESULT whose strings
+    the library.  On success *reply contains a MSG_RESULT whose strings
     point into a buffer the library keeps until the next request on this
-    connection or lapse_destroy; the caller calls msg_release (reply).
+    connection or lapse_destroy.  The caller calls msg_release (reply).
     An error reply fails with its code and message.  */
 int
 lapse_request (lapse_t *self, msg_t *request, msg_t *reply);
@@ -168,8 +168,8 @@ lapse_sub_set_gap_from_start (lapse_sub_t *self, bool report);
     into *event, whose strings point into storage owned by the
     subscription until the next call.  Returns 1 with an event, 0 on
     timeout, -1 on a failure, or 2 when the registry no longer retains
-    events the caller has not seen; lapse_sub_gap then gives the lost
-    range, and the next call goes on after it.  A failure is a replay
+    events the caller has not seen.  After a 2, lapse_sub_gap gives the
+    lost range, and the next call goes on after it.  A failure is a replay
     that timed out or was rejected, or a signal (zsys_interrupted);
     lapse_sub_error says which, and the subscription stays usable and
     retries the replay on later calls.  The one failure that lasts is a
