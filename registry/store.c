@@ -23,6 +23,7 @@
 
 #include <sqlite3.h>
 
+#include "lockfile.h"
 #include "store.h"
 
 #define STORE_ERROR_MAX 512
@@ -688,49 +689,6 @@ s_fail_in_use (store_t *self, long pid)
                  self->path, self->lock_path);
 }
 
-/*  Takes the write lock on the open lock file, or fails naming the
-    process that holds it.  */
-static int
-s_lock_take (store_t *self)
-{
-    struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-    if (fcntl (self->lock_fd, F_SETLK, &lock) == 0)
-        return 0;
-
-    if (errno != EAGAIN && errno != EACCES) {
-        s_failf (self, "lock %s: %s", self->lock_path, strerror (errno));
-        return -1;
-    }
-    /*  The holder may let go between the two calls, leaving no pid.  */
-    struct flock holder = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-    long pid = 0;
-    if (fcntl (self->lock_fd, F_GETLK, &holder) == 0
-        && holder.l_type != F_UNLCK)
-        pid = (long) holder.l_pid;
-    s_fail_in_use (self, pid);
-    return -1;
-}
-
-/*  Replaces the lock file's content with our pid, for operators to read.
-    Only the lock excludes other stores.  */
-static int
-s_lock_write_pid (store_t *self)
-{
-    char text[32];
-    int length = snprintf (text, sizeof text, "%ld\n", (long) getpid ());
-    if (ftruncate (self->lock_fd, 0) == -1) {
-        s_failf (self, "truncate %s: %s", self->lock_path, strerror (errno));
-        return -1;
-    }
-    ssize_t written = pwrite (self->lock_fd, text, (size_t) length, 0);
-    if (written != length) {
-        s_failf (self, "write pid to %s: %s", self->lock_path,
-                 written < 0 ? strerror (errno) : "short write");
-        return -1;
-    }
-    return 0;
-}
-
 static int
 s_lock_open (store_t *self)
 {
@@ -743,10 +701,14 @@ s_lock_open (store_t *self)
         }
     }
 
-    self->lock_fd = open (self->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    pid_t other = 0;
+    self->lock_fd = lockfile_acquire (self->lock_path, &other);
+    if (self->lock_fd == -1 && errno == EAGAIN) {
+        s_fail_in_use (self, (long) other);
+        return -1;
+    }
     if (self->lock_fd == -1) {
-        s_failf (self, "open lock file %s: %s", self->lock_path,
-                 strerror (errno));
+        s_failf (self, "lock %s: %s", self->lock_path, strerror (errno));
         return -1;
     }
     if (fstat (self->lock_fd, &status) == -1) {
@@ -754,8 +716,6 @@ s_lock_open (store_t *self)
                  strerror (errno));
         return -1;
     }
-    if (s_lock_take (self) == -1)
-        return -1;
 
     self->locked = true;
     self->owner = getpid ();
@@ -763,7 +723,7 @@ s_lock_open (store_t *self)
     self->lock_ino = status.st_ino;
     self->next_open = s_open_stores;
     s_open_stores = self;
-    return s_lock_write_pid (self);
+    return 0;
 }
 
 static int
@@ -1670,7 +1630,7 @@ store_events_since (store_t *self, uint64_t since, const char *node,
     const char *op = "events since";
 
     //  SQLite integers are signed, and no seq can pass INT64_MAX, so a
-    //  larger since asks for nothing rather than wrapping to a negative
+    //  larger since selects nothing rather than wrapping to a negative
     if (since > (uint64_t) INT64_MAX)
         since = (uint64_t) INT64_MAX;
 
