@@ -322,8 +322,8 @@ s_collect_client (const store_client_t *client, void *arg)
     request_t *request = arg;
 
     //  A full page of clients with long ids and metadata would pass
-    //  MSG_SIZE_MAX, so the page also ends where the reply would; the
-    //  one row read past the limit only tells whether a next page exists
+    //  MSG_SIZE_MAX, so the page also ends where the reply would.  The
+    //  one row read past the limit only shows that a next page exists.
     size_t bytes = strlen (client->id) + strlen (client->node)
                    + client->meta_len + LIST_CLIENT_OVERHEAD;
     if (request->list_bytes + bytes > MSG_SIZE_MAX - LIST_RESULT_OVERHEAD)

@@ -193,9 +193,9 @@ s_bind (int type, const char *endpoint, const char *name,
     if (!socket)
         log_fatal ("socket creation failed", "socket=%s", name);
 
-    //  A peer must not be able to make the registry allocate without
-    //  bound; the decoder rejects bodies over MSG_SIZE_MAX anyway
-    //  Two frames of envelope ride along with each body
+    //  libzmq drops a frame over this size, so a peer cannot make the
+    //  registry allocate without bound.  The margin leaves room for the
+    //  two envelope frames that ride along with each body.
     zsock_set_maxmsgsize (socket, (int) max_message_size + 1024);
     zsock_set_linger (socket, 100);
 
@@ -221,9 +221,9 @@ s_open_sockets (registry_t *self)
 {
     settings_t *settings = self->settings;
 
-    //  Replies queue per peer up to COMMANDS_SNDHWM; past it a reply is
-    //  dropped and counted, so a peer that sends requests and never
-    //  reads the replies holds a bounded amount of the registry's memory
+    //  Replies queue per peer up to COMMANDS_SNDHWM, and past it a reply
+    //  is dropped and counted.  A peer that sends requests and never
+    //  reads the replies therefore ties up a bounded amount of memory.
     self->commands = s_bind (ZMQ_ROUTER,
                              settings_string (settings, "commands"),
                              "commands", self->limits.message_size,

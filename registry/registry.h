@@ -129,7 +129,7 @@ typedef struct {
     int exit_code;              /* the process's, set when a fault stops it */
     store_activity_t *flush_buffer;
     size_t flush_capacity;
-    size_t flush_batch;         /* most clients in one periodic flush */
+    size_t flush_batch;         /* maximum clients per periodic flush */
     registry_stats_t stats;
 } registry_t;
 

@@ -23,7 +23,7 @@
 #define MALFORMED_TICK_WARNINGS_PER_SECOND 10
 static log_limit_t s_malformed_tick_log;
 
-/*  The longest pause of flushes, pruning and purging after failures.  */
+/*  The maximum pause of flushes, pruning and purging after failures.  */
 #define HOUSEKEEPING_BACKOFF_MAX_MS 30000
 
 static int
