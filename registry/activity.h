@@ -44,17 +44,35 @@ activity_get (activity_t *self, const char *id);
 size_t
 activity_count (activity_t *self);
 
+/*  Called by activity_walk for each client it finds.  */
+typedef void (activity_fn) (const char *id, int64_t activity_ms, void *arg);
+
+/*  Calls fn for every client whose activity is before before_ms among
+    up to slots slots of the table from slot from on, in no particular
+    order, and returns where the next step starts, 0 once the walk
+    reached the end.  fn must not add or remove clients.  A walk in
+    several steps sees every client that stays in the table throughout,
+    provided that activity_layout returns the same value before the
+    first step and after the last: a removal or a growth in between
+    moves clients between slots.  */
+size_t
+activity_walk (activity_t *self, size_t from, size_t slots,
+               int64_t before_ms, activity_fn *fn, void *arg);
+
+/*  Returns a number that changes whenever clients move between slots.  */
+uint64_t
+activity_layout (activity_t *self);
+
 /*  Returns how many clients have activity not yet in the store.  */
 size_t
 activity_pending_count (activity_t *self);
 
 /*  Fills updates with up to max pending clients that must be written
     now: those whose activity moved at least granularity_ms past the
-    stored one, and those whose stored activity is before cutoff_ms (a
-    sweep with that cutoff would evict them on stale data).  Pass
-    INT64_MIN as cutoff_ms outside a sweep.  The ids point into the
-    table and stay valid until the entry is removed.  Returns the number
-    filled.  */
+    stored one, and those whose stored activity is before cutoff_ms.
+    Pass INT64_MIN as cutoff_ms for the first kind only, INT64_MAX for
+    every pending client.  The ids point into the table and stay valid
+    until the entry is removed.  Returns the number filled.  */
 size_t
 activity_collect (activity_t *self, int64_t granularity_ms,
                   int64_t cutoff_ms, store_activity_t *updates, size_t max);
