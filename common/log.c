@@ -42,6 +42,12 @@ log_set_level (log_level_t level)
     atomic_store (&s_min_level, (int) level);
 }
 
+bool
+log_enabled (log_level_t level)
+{
+    return (int) level >= atomic_load (&s_min_level);
+}
+
 int
 log_level_parse (const char *name, log_level_t *level)
 {

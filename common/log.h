@@ -30,6 +30,11 @@ log_init (const char *proc);
 void
 log_set_level (log_level_t level);
 
+/*  Whether a line at level would be written, so that a caller can skip
+    preparing the fields of a line that would be dropped.  */
+bool
+log_enabled (log_level_t level);
+
 /*  Parses "debug", "info", "warn" or "error".  Returns 0 and sets *level,
     or -1 when the name is none of those.  */
 int

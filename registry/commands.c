@@ -16,6 +16,7 @@
     at will; the stats count every occurrence.  The limits are file
     statics because the registry runs one event loop on one thread.  */
 #define PEER_WARNINGS_PER_SECOND 10
+#define REQUESTS_PER_WAKEUP 64
 static log_limit_t s_bad_request_log;
 static log_limit_t s_over_limit_log;
 static log_limit_t s_reply_dropped_log;
@@ -24,6 +25,7 @@ static log_limit_t s_reply_dropped_log;
 typedef struct {
     registry_t *registry;
     msg_t *request;
+    zmsg_t *envelope;           /* NULL once a store job took the reply */
     msg_t reply;
     char error_text[MSG_TEXT_MAX];
     /* storage for results that the reply's views point into */
@@ -65,14 +67,15 @@ s_set_error (request_t *request, msg_error_code_t code, const char *format,
 /*  Sets an error reply for a failed store call: busy when another
     connection holds the lock (the caller may retry), internal otherwise.  */
 static void
-s_set_store_error (request_t *request, const char *what, const char *id)
+s_set_failure (request_t *request, const char *what, const char *id,
+               const char *error, bool busy)
 {
     registry_t *self = request->registry;
     self->stats.store_errors++;
     log_error ("store operation failed", "op=%s id=%s error=%s", what,
-               log_quote (id), log_quote (store_error (self->store)));
+               log_quote (id), log_quote (error));
 
-    if (store_busy (self->store))
+    if (busy)
         s_set_error (request, MSG_ERR_BUSY,
                      "%s of client \"%s\" failed: the store is busy; retry",
                      what, id);
@@ -81,6 +84,49 @@ s_set_store_error (request_t *request, const char *what, const char *id)
                      "%s of client \"%s\" failed in the store; see the "
                      "registry log",
                      what, id);
+}
+
+static void
+s_set_store_error (request_t *request, const char *what, const char *id)
+{
+    store_t *store = request->registry->store;
+    s_set_failure (request, what, id, store_error (store),
+                   store_busy (store));
+}
+
+static void
+s_request_release (request_t *request);
+
+/*  Hands job to the store worker, taking the request's envelope with it
+    for the reply that done sends.  Returns 0, or -1 with an error set
+    (the job is freed).  */
+static int
+s_defer (request_t *request, job_t *job, job_done_fn *done)
+{
+    registry_t *self = request->registry;
+    job->done = done;
+    job->arg = self;
+    job->reply_to = request->envelope;
+    job->req = request->request->req;
+    if (self->stopping || storework_submit (self->writer, job) != 0) {
+        free (job);
+        s_set_error (request, MSG_ERR_BUSY,
+                     "%s: the registry is stopping; retry",
+                     msg_type_name (request->request->type));
+        return -1;
+    }
+    request->envelope = NULL;
+    return 0;
+}
+
+/*  Sends the reply a store job waited for, and frees the job.  */
+static void
+s_reply_job (request_t *request, job_t *job)
+{
+    request->reply.req = job->req;
+    commands_reply (request->registry, job->reply_to, &request->reply);
+    s_request_release (request);
+    free (job);
 }
 
 static msg_result_t *
@@ -132,32 +178,49 @@ s_check_own_threshold (request_t *request, int64_t stale_after_ms)
 }
 
 static void
+s_registered (void *arg, job_t *job)
+{
+    registry_t *self = arg;
+    job_registration_t *reg = &job->u.registration;
+    msg_t original = { .type = MSG_REGISTER };
+    request_t request = { .registry = self, .request = &original };
+    if (job->rc != 0)
+        s_set_failure (&request, "register", reg->id, job->error,
+                       job->busy);
+    else if (activity_add (self->activity, reg->id, reg->now_ms) != 0
+             || sweep_set_own_threshold (self, reg->id, reg->stale_after_ms)
+                    != 0)
+        s_set_error (&request, MSG_ERR_INTERNAL,
+                     "register of client \"%s\": out of memory", reg->id);
+    else {
+        self->stats.registrations++;
+        s_result (&request)->created = reg->created;
+    }
+    s_reply_job (&request, job);
+}
+
+static void
 s_register (request_t *request)
 {
     registry_t *self = request->registry;
     msg_register_t *body = &request->request->u.register_;
-    char id[MSG_ID_MAX + 1];
-    char node[MSG_NODE_MAX + 1];
-    msg_str_copy (body->id, id, sizeof (id));
-    msg_str_copy (body->node, node, sizeof (node));
     if (s_check_own_threshold (request, body->stale_after_ms) != 0)
         return;
 
-    int64_t now_ms = sweep_now (self);
-    bool created = false;
-    if (store_register (self->store, id, node, body->meta.ptr, body->meta.len,
-                        body->stale_after_ms, now_ms, &created) != 0) {
-        s_set_store_error (request, "register", id);
+    job_t *job = calloc (1, sizeof *job);
+    if (!job) {
+        s_set_error (request, MSG_ERR_INTERNAL, "register: out of memory");
         return;
     }
-    if (activity_add (self->activity, id, now_ms) != 0) {
-        s_set_error (request, MSG_ERR_INTERNAL,
-                     "register of client \"%s\": out of memory", id);
-        return;
-    }
-
-    self->stats.registrations++;
-    s_result (request)->created = created;
+    job->kind = JOB_REGISTER;
+    job_registration_t *reg = &job->u.registration;
+    msg_str_copy (body->id, reg->id, sizeof (reg->id));
+    msg_str_copy (body->node, reg->node, sizeof (reg->node));
+    memcpy (reg->meta, body->meta.ptr, body->meta.len);
+    reg->meta_len = body->meta.len;
+    reg->stale_after_ms = body->stale_after_ms;
+    reg->now_ms = sweep_now (self);
+    s_defer (request, job, s_registered);
 }
 
 /*  Moves the unknown ids of a touch that have a tombstone into the
@@ -270,26 +333,42 @@ s_set_not_registered (request_t *request, const char *id)
 }
 
 static void
+s_removed (void *arg, job_t *job)
+{
+    registry_t *self = arg;
+    job_removal_t *removal = &job->u.removal;
+    msg_t original = { .type = removal->reason == MSG_REASON_OPERATOR
+                                   ? MSG_EVICT
+                                   : MSG_DEREGISTER };
+    request_t request = { .registry = self, .request = &original };
+    if (job->rc == STORE_NOT_FOUND)
+        s_set_not_registered (&request, removal->id);
+    else if (job->rc != 0)
+        s_set_failure (&request, msg_reason_name (removal->reason),
+                       removal->id, job->error, job->busy);
+    else {
+        self->stats.events_published += job->published;
+        removal_committed (self, &removal->event);
+        s_result (&request)->seq = removal->event.seq;
+    }
+    s_reply_job (&request, job);
+}
+
+static void
 s_remove (request_t *request, msg_reason_t reason)
 {
-    registry_t *self = request->registry;
-    char id[MSG_ID_MAX + 1];
-    msg_str_copy (request->request->u.client_ref.id, id, sizeof (id));
-
-    store_event_t event;
-    int rc = store_remove (self->store, id, reason, sweep_now (self),
-                           &event);
-    if (rc == STORE_NOT_FOUND) {
-        s_set_not_registered (request, id);
+    job_t *job = calloc (1, sizeof *job);
+    if (!job) {
+        s_set_error (request, MSG_ERR_INTERNAL, "%s: out of memory",
+                     msg_reason_name (reason));
         return;
     }
-    if (rc != 0) {
-        s_set_store_error (request, msg_reason_name (reason), id);
-        return;
-    }
-
-    removal_publish (self, &event);
-    s_result (request)->seq = event.seq;
+    job->kind = JOB_REMOVE;
+    msg_str_copy (request->request->u.client_ref.id, job->u.removal.id,
+                  sizeof (job->u.removal.id));
+    job->u.removal.reason = reason;
+    job->u.removal.now_ms = sweep_now (request->registry);
+    s_defer (request, job, s_removed);
 }
 
 static void
@@ -410,7 +489,7 @@ s_stats (request_t *request)
     s_add_stat (request, "uptime_ms",
                 (uint64_t) (zclock_mono () - self->serving_since_mono));
     s_add_stat (request, "sweep_running",
-                self->sweep.state == SWEEP_RUNNING);
+                self->sweep.state != SWEEP_IDLE);
     s_add_stat (request, "last_sweep", self->sweep.id);
     s_add_stat (request, "requests", stats->requests);
     s_add_stat (request, "bad_requests", stats->bad_requests);
@@ -446,49 +525,41 @@ s_stats (request_t *request)
     s_add_stat (request, "brake_releases", stats->brake_releases);
 }
 
-static int
-s_collect_stale_id (const store_client_t *client, void *arg)
-{
-    request_t *request = arg;
-    request->clients[request->clients_count] = *client;
-    request->ids[request->ids_count++] =
-        msg_str (request->clients[request->clients_count++].id);
-    return 0;
-}
-
+/*  Reports what a sweep starting now would evict, listed the way a
+    sweep lists it, oldest first.  */
 static void
 s_sweep_dry_run (request_t *request)
 {
     registry_t *self = request->registry;
-    store_cutoff_t cutoff;
+    sweep_cutoff_t cutoff;
     sweep_cutoff (self, &cutoff);
 
-    //  A dry run must not list clients whose touches are only in memory
-    if (sweep_flush_activity (self, sweep_flush_cutoff (self, &cutoff))
-        != 0) {
-        s_set_store_error (request, "sweep dry run", "*");
-        return;
-    }
-
-    request->clients = calloc (MSG_PAGE_MAX, sizeof (store_client_t));
-    request->ids = calloc (MSG_PAGE_MAX, sizeof (msg_str_t));
-    if (!request->clients || !request->ids) {
+    sweep_list_t list = { 0 };
+    sweep_list_stale (self, &cutoff, &list, true);
+    uint32_t shown = list.count < MSG_PAGE_MAX ? (uint32_t) list.count
+                                               : MSG_PAGE_MAX;
+    request->clients = calloc (shown + 1, sizeof (store_client_t));
+    request->ids = calloc (shown + 1, sizeof (msg_str_t));
+    if (list.failed || !request->clients || !request->ids) {
+        sweep_list_free (&list);
         s_set_error (request, MSG_ERR_INTERNAL, "sweep: out of memory");
         return;
     }
 
-    uint64_t stale = 0;
-    if (store_stale (self->store, &cutoff, MSG_PAGE_MAX,
-                     s_collect_stale_id, request, &stale) != 0) {
-        s_set_store_error (request, "sweep dry run", "*");
-        return;
+    //  The reply's views point into request->clients, which outlives
+    //  the list
+    for (uint32_t index = 0; index < shown; index++) {
+        store_client_t *client = &request->clients[index];
+        snprintf (client->id, sizeof client->id, "%s",
+                  list.ids + list.items[index].id_offset);
+        request->ids[request->ids_count++] = msg_str (client->id);
     }
-
     msg_result_t *result = s_result (request);
     result->dry_run = true;
-    result->stale = stale;
+    result->stale = list.count;
     result->ids = request->ids;
     result->ids_count = request->ids_count;
+    sweep_list_free (&list);
 }
 
 static void
@@ -500,7 +571,9 @@ s_sweep (request_t *request)
         return;
     }
 
-    uint64_t started = sweep_start (self);
+    //  A sweep that starts answers once it has counted the stale clients
+    uint64_t started = sweep_start (self, &request->envelope,
+                                    request->request->req);
     msg_result_t *result = s_result (request);
     result->sweep = started ? started : self->sweep.id;
     result->stale = self->sweep.stale;
@@ -546,7 +619,7 @@ s_events (request_t *request)
         return;
     }
     for (uint32_t index = 0; index < request->events_count; index++)
-        removal_event_to_msg (&request->events[index],
+        publish_event_to_msg (&request->events[index],
                               &result->events[index]);
     result->events_count = request->events_count;
 }
@@ -687,10 +760,8 @@ s_request_release (request_t *request)
     free (request->tombstones);
 }
 
-/*  Sends body back along envelope (which the call consumes) without
-    blocking.  */
-static void
-s_send_reply (registry_t *self, zmsg_t *envelope, const msg_t *reply)
+void
+commands_reply (registry_t *self, zmsg_t *envelope, const msg_t *reply)
 {
     void *body = NULL;
     size_t size = 0;
@@ -748,13 +819,13 @@ s_log_bad_request (uint64_t req, msg_error_code_t code, const char *error)
                   msg_error_code_name (code), log_quote (error), suppressed);
 }
 
-int
-commands_handle (zloop_t *loop, zsock_t *socket, void *arg)
+/*  Serves one request that has arrived on socket.  */
+static void
+s_serve (registry_t *self, zsock_t *socket)
 {
-    registry_t *self = arg;
     zmsg_t *in = zmsg_recv (socket);
     if (!in)
-        return 0;
+        return;
     self->stats.requests++;
 
     //  A request is [identity][empty][body].  The reply goes back on a
@@ -770,7 +841,8 @@ commands_handle (zloop_t *loop, zsock_t *socket, void *arg)
     zmsg_addmem (envelope, "", 0);
 
     msg_t request = { 0 };
-    request_t serving = { .registry = self, .request = &request };
+    request_t serving = { .registry = self, .request = &request,
+                          .envelope = envelope };
     msg_failure_t failure = { 0 };
     char limit_error[MSG_TEXT_MAX];
     if (!framed) {
@@ -815,10 +887,25 @@ commands_handle (zloop_t *loop, zsock_t *socket, void *arg)
         s_dispatch (&serving);
 
     serving.reply.req = request.req;
-    s_send_reply (self, envelope, &serving.reply);
+    if (serving.envelope)
+        commands_reply (self, serving.envelope, &serving.reply);
 
     s_request_release (&serving);
     msg_release (&request);
     zmsg_destroy (&in);
+}
+
+int
+commands_handle (zloop_t *loop, zsock_t *socket, void *arg)
+{
+    //  Serving every request that has arrived, up to a bound, before
+    //  polling again saves a poll per request under load; the bound
+    //  lets ticks, timers and the store worker's results in between
+    registry_t *self = arg;
+    s_serve (self, socket);
+    for (int served = 1; served < REQUESTS_PER_WAKEUP
+                         && (zsock_events (socket) & ZMQ_POLLIN);
+         served++)
+        s_serve (self, socket);
     return 0;
 }

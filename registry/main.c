@@ -14,8 +14,9 @@
 
 #define FLUSH_BUFFER_CLIENTS 10000
 #define SIGNAL_CHECK_MS 200
+#define STOP_WAIT_MS 30000
 #define EVENTS_SNDHWM 100000
-#define COMMANDS_SNDHWM 256
+#define COMMANDS_SNDHWM 1024
 
 static const setting_def_t s_settings[] = {
     { "commands", SETTING_ENDPOINT, "tcp://127.0.0.1:7710", 0, 0, false,
@@ -148,8 +149,11 @@ static int
 s_load_client (const store_client_t *client, void *arg)
 {
     registry_t *self = arg;
-    return activity_add (self->activity, client->id,
-                         client->last_activity_ms);
+    if (activity_add (self->activity, client->id, client->last_activity_ms)
+        != 0)
+        return -1;
+    return sweep_set_own_threshold (self, client->id,
+                                    client->stale_after_ms);
 }
 
 /*  Takes "<path>.lock" for an ipc:// endpoint.  Binding an ipc:// path
@@ -216,7 +220,9 @@ s_bind (int type, const char *endpoint, const char *name,
     return socket;
 }
 
-static void
+/*  Binds the command and tick sockets into self, and returns the bound
+    event socket.  */
+static zsock_t *
 s_open_sockets (registry_t *self)
 {
     settings_t *settings = self->settings;
@@ -224,19 +230,23 @@ s_open_sockets (registry_t *self)
     //  Replies queue per peer up to COMMANDS_SNDHWM, and past it a reply
     //  is dropped and counted.  A peer that sends requests and never
     //  reads the replies therefore ties up a bounded amount of memory.
+    //  The bound is four times a window of 256 requests: once a queue
+    //  fills, ZeroMQ takes sends again only after it drained by half,
+    //  and a group commit answers many registrations at once.
     self->commands = s_bind (ZMQ_ROUTER,
                              settings_string (settings, "commands"),
                              "commands", self->limits.message_size,
                              COMMANDS_SNDHWM);
     zsock_set_router_mandatory (self->commands, 1);
 
-    self->events = s_bind (ZMQ_PUB, settings_string (settings, "events"),
-                           "events", self->limits.message_size,
-                           EVENTS_SNDHWM);
+    zsock_t *events = s_bind (ZMQ_PUB, settings_string (settings, "events"),
+                              "events", self->limits.message_size,
+                              EVENTS_SNDHWM);
 
     self->ticks = s_bind (ZMQ_SUB, settings_string (settings, "ticks"),
                           "ticks", self->limits.message_size, 0);
     zsock_set_subscribe (self->ticks, MSG_TOPIC_TICK);
+    return events;
 }
 
 static int
@@ -263,6 +273,32 @@ s_handle_signal_timer (zloop_t *loop, int timer_id, void *arg)
               self->brake.enabled ? "on" : "off", self->brake.share,
               self->brake.min_clients);
     return 0;
+}
+
+/*  Allocates the buffers of the sweep's and the housekeeping's store
+    jobs, which are reused from turn to turn.  */
+static void
+s_allocate_jobs (registry_t *self)
+{
+    size_t batch = self->sweep_batch;
+    bool allocated = true;
+    for (size_t i = 0; i < SWEEP_JOBS; i++) {
+        job_sweep_t *sweep = &self->sweep.jobs[i].u.sweep;
+        sweep->evict = calloc (batch, sizeof (store_candidate_t));
+        sweep->events = calloc (batch, sizeof (store_event_t));
+        allocated = allocated && sweep->evict && sweep->events;
+    }
+
+    job_housekeeping_t *housekeeping = &self->housekeeping.job.u.housekeeping;
+    housekeeping->capacity = FLUSH_BUFFER_CLIENTS;
+    housekeeping->updates = calloc (FLUSH_BUFFER_CLIENTS,
+                                    sizeof (store_activity_t));
+    housekeeping->ids = calloc (FLUSH_BUFFER_CLIENTS,
+                                sizeof (*housekeeping->ids));
+    allocated = allocated && housekeeping->updates && housekeeping->ids;
+    if (!allocated)
+        log_fatal ("out of memory", "sweep_batch=%u flush_buffer=%d",
+                   self->sweep_batch, FLUSH_BUFFER_CLIENTS);
 }
 
 static void
@@ -307,8 +343,9 @@ s_start (registry_t *self, int argc, char **argv)
     s_configure_store (self);
 
     self->activity = activity_new ();
+    self->own_thresholds = zhashx_new ();
     int64_t load_started = zclock_mono ();
-    if (!self->activity
+    if (!self->activity || !self->own_thresholds
         || store_each_client (self->store, s_load_client, self) != 0)
         log_fatal ("loading clients failed", "store=%s error=%s",
                    log_quote (path), log_quote (store_error (self->store)));
@@ -316,15 +353,21 @@ s_start (registry_t *self, int argc, char **argv)
               activity_count (self->activity),
               zclock_mono () - load_started);
 
-    self->flush_capacity = FLUSH_BUFFER_CLIENTS;
-    self->flush_buffer = calloc (self->flush_capacity,
-                                 sizeof (store_activity_t));
-    self->sweep.events = calloc (self->sweep_batch, sizeof (store_event_t));
+    s_allocate_jobs (self);
     self->sweep.timer_id = -1;
-    if (!self->flush_buffer || !self->sweep.events)
-        log_fatal ("out of memory", "sweep_batch=%u", self->sweep_batch);
+    store_t *writer = store_open_peer (self->store, error, sizeof (error));
+    if (!writer)
+        log_fatal ("store open failed", "store=%s error=%s",
+                   log_quote (path), log_quote (error));
 
-    s_open_sockets (self);
+    //  The worker publishes the events it commits, so it takes the PUB
+    //  socket, and the loop never touches that socket again
+    zsock_t *events = s_open_sockets (self);
+    self->writer = storework_new (writer, events);
+    if (!self->writer)
+        log_fatal ("store worker start failed", "store=%s",
+                   log_quote (path));
+
     self->serving_since_mono = zclock_mono ();
     settings_log (self->settings);
 }
@@ -338,6 +381,8 @@ s_run (registry_t *self)
 
     zloop_reader (self->loop, self->commands, commands_handle, self);
     zloop_reader (self->loop, self->ticks, sweep_handle_tick, self);
+    zloop_reader (self->loop, storework_socket (self->writer),
+                  storework_handle, self->writer);
     zloop_timer (self->loop, (size_t) self->flush_interval_ms, 0,
                  sweep_handle_flush_timer, self);
     zloop_timer (self->loop, SIGNAL_CHECK_MS, 0, s_handle_signal_timer,
@@ -348,14 +393,25 @@ s_run (registry_t *self)
     zloop_start (self->loop);
 }
 
-/*  Stops between transactions: a sweep batch is one transaction, so
-    stopping here never leaves one half applied.  The pending activity
-    is written so that a clean stop loses no touch.  */
+/*  Stops between transactions: the worker finishes the jobs it was
+    given, each one transaction, and takes no more, so stopping never
+    leaves one half applied.  Their results are still handled, so every
+    request that waited on one gets its reply.  Then the pending
+    activity is written, so that a clean stop loses no touch.  */
 static void
 s_stop (registry_t *self)
 {
-    sweep_destroy (self);
-    int rc = sweep_flush_activity (self, INT64_MAX);
+    self->stopping = true;
+    while (storework_outstanding (self->writer) > 0)
+        if (storework_wait (self->writer, STOP_WAIT_MS) != 0) {
+            log_error ("store worker did not finish", "outstanding=%zu",
+                       storework_outstanding (self->writer));
+            break;
+        }
+    bool drained = storework_outstanding (self->writer) == 0;
+    if (drained)
+        storework_destroy (&self->writer);
+    int rc = drained ? sweep_flush_all (self) : -1;
 
     log_info ("registry stopped",
               "clients=%zu requests=%" PRIu64 " evicted=%" PRIu64
@@ -363,14 +419,15 @@ s_stop (registry_t *self)
               activity_count (self->activity), self->stats.requests,
               self->stats.evicted, rc == 0 ? "ok" : "failed");
 
+    sweep_destroy (self);
     zloop_destroy (&self->loop);
     zsock_destroy (&self->commands);
-    zsock_destroy (&self->events);
     zsock_destroy (&self->ticks);
     activity_destroy (&self->activity);
-    store_destroy (&self->store);
+    zhashx_destroy (&self->own_thresholds);
+    if (drained)
+        store_destroy (&self->store);
     settings_destroy (&self->settings);
-    free (self->flush_buffer);
 }
 
 int

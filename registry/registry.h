@@ -1,6 +1,7 @@
 /*  registry.h: the state of the lapse-registry process, shared by its
-    modules (commands.c, sweep.c, removal.c, main.c).  Not a library
-    interface: everything here runs on the one event-loop thread.
+    modules (commands.c, sweep.c, removal.c, brake.c, main.c).  Not a
+    library interface: everything here runs on the one event-loop
+    thread, except the store writes that storework.c runs on its own.
 */
 #ifndef LAPSE_REGISTRY_H
 #define LAPSE_REGISTRY_H
@@ -10,8 +11,10 @@
 #include "activity.h"
 #include "request_limits.h"
 #include "protocol.h"
+#include "publish.h"
 #include "settings.h"
 #include "store.h"
+#include "storework.h"
 #include "wallclock.h"
 
 /*  Counters reported by the stats command.  Every one only grows except
@@ -46,30 +49,78 @@ typedef struct {
     uint64_t brake_releases;    /* release commands */
 } registry_stats_t;
 
+/*  Which clients a sweep treats as stale.  A client on the default
+    threshold is stale when its last activity is before cutoff_ms.  A
+    client with its own threshold T is stale when its last activity plus
+    T is before now_ms and T is at most own_max_ms.  That upper bound
+    lets a registry that just started give each such client T from the
+    start before evicting it.  INT64_MIN as cutoff_ms and 0 as
+    own_max_ms turn either kind off.  */
+typedef struct {
+    int64_t cutoff_ms;
+    int64_t now_ms;
+    int64_t own_max_ms;
+} sweep_cutoff_t;
+
 /*  The sweep's states:
 
-        IDLE --tick or sweep request--> RUNNING --last batch--> IDLE
-                                           |
-                                           +--failed batch--> IDLE
+        IDLE --tick or sweep request--> LISTING --> SORTING --> EVICTING
+         ^                                                        |
+         +------------------ last batch, or a failed one ---------+
 
-    A RUNNING sweep removes one batch per turn of the event loop.  */
+    A sweep lists the stale clients from memory, in steps between which
+    the loop serves requests; the store worker sorts the list; then the
+    worker removes them one batch per job, with two jobs out so that it
+    always has the next batch queued.  */
+#define SWEEP_JOBS 2
+
 typedef enum {
     SWEEP_IDLE,
-    SWEEP_RUNNING
+    SWEEP_LISTING,
+    SWEEP_SORTING,
+    SWEEP_EVICTING
 } sweep_state_t;
+
+/*  A client the sweep found stale.  */
+typedef struct {
+    int64_t due_ms;             /* when it turned stale */
+    size_t id_offset;           /* in the sweep's ids */
+} sweep_item_t;
+
+/*  The stale clients, listed from memory.  */
+typedef struct {
+    sweep_item_t *items;
+    size_t count;
+    size_t capacity;
+    char *ids;                  /* NUL-terminated, one after another */
+    size_t ids_used;
+    size_t ids_capacity;
+    bool failed;                /* out of memory while listing */
+} sweep_list_t;
 
 typedef struct {
     sweep_state_t state;
     uint64_t id;                /* sweep id: its start, wall-clock ms */
-    store_cutoff_t cutoff;      /* which clients are stale */
+    sweep_cutoff_t cutoff;      /* which clients are stale */
     int64_t started_mono;       /* monotonic ms, for duration and gaps */
     int64_t last_start_mono;    /* start of the latest sweep, or 0 */
     uint64_t evicted;
-    uint64_t stale;             /* stale clients counted at the start */
+    uint64_t stale;             /* stale clients at the start */
     uint64_t evict_max;         /* the brake's cap, UINT64_MAX without */
+    uint64_t decided;           /* clients handed to batches so far */
     uint32_t batches;
-    int timer_id;               /* zloop timer for the next batch, or -1 */
-    store_event_t *events;      /* one batch worth of removed rows */
+    bool ending;                /* no new batch; ends when jobs_out is 0 */
+    bool failed;
+    uint32_t jobs_out;          /* the sweep's jobs the worker holds */
+    sweep_list_t list;
+    size_t walk_cursor;         /* the next slot the listing walks */
+    uint64_t walk_layout;       /* the table's layout when listing began */
+    int timer_id;               /* the next listing step, or -1 */
+    zmsg_t *reply_to;           /* a sweep request waiting for the count */
+    uint64_t reply_req;
+    size_t next_item;           /* the first item no batch has taken */
+    job_t sort_job;
+    job_t jobs[SWEEP_JOBS];
 } sweep_t;
 
 /*  The eviction brake: a sweep that would evict more than share percent
@@ -90,20 +141,26 @@ typedef struct {
     int64_t release_until_mono; /* sweeps before this run without it */
 } brake_t;
 
-/*  The flush timer's store work: flushes, pruning, purging.  */
+/*  The flush timer's store work: flushes, pruning, purging, one job
+    per turn.  */
 typedef struct {
     int64_t retry_mono;         /* no store work before this */
     int64_t backoff_ms;         /* the current pause after failures */
     uint64_t failures;          /* consecutive failed turns */
+    bool running;               /* job is out */
+    job_t job;
 } housekeeping_t;
 
 typedef struct {
     settings_t *settings;
-    store_t *store;
+    store_t *store;             /* reads, on the loop thread */
+    storework_t *writer;        /* every write, on its own thread */
+    zhashx_t *own_thresholds;   /* id to own threshold, for clients with
+                                   one; activity does not keep them */
+    bool stopping;              /* no new store jobs */
     activity_t *activity;
     zloop_t *loop;
     zsock_t *commands;          /* ROUTER */
-    zsock_t *events;            /* PUB */
     zsock_t *ticks;             /* SUB */
 
     int64_t stale_after_ms;     /* reloadable */
@@ -127,8 +184,6 @@ typedef struct {
     sweep_t sweep;
     housekeeping_t housekeeping;
     int exit_code;              /* the process's, set when a fault stops it */
-    store_activity_t *flush_buffer;
-    size_t flush_capacity;
     size_t flush_batch;         /* maximum clients per periodic flush */
     registry_stats_t stats;
 } registry_t;
@@ -138,15 +193,46 @@ typedef struct {
 int
 commands_handle (zloop_t *loop, zsock_t *socket, void *arg);
 
+/*  commands.c: sends reply along envelope, which the call consumes,
+    without blocking.  For a reply that waited on other work.  */
+void
+commands_reply (registry_t *self, zmsg_t *envelope, const msg_t *reply);
+
 /*  sweep.c: reads one tick and starts a sweep unless one ran within the
     minimum gap.  A zloop reader.  */
 int
 sweep_handle_tick (zloop_t *loop, zsock_t *socket, void *arg);
 
 /*  Starts a sweep now unless one is running.  Returns the sweep id, or
-    0 when one was already running (its id is in self->sweep.id).  */
+    0 when one was already running (its id is in self->sweep.id).  When
+    *reply_to is not NULL and the sweep starts listing, the sweep takes
+    the envelope and replies with its id and stale count once it has
+    counted (*reply_to becomes NULL); otherwise the caller replies.  */
 uint64_t
-sweep_start (registry_t *self);
+sweep_start (registry_t *self, zmsg_t **reply_to, uint64_t req);
+
+/*  Lists into list every client stale by cutoff, by its activity in
+    memory, and sorts the list by when each turned stale, oldest first,
+    when sorted is set.  Sets list->failed when out of memory.  */
+void
+sweep_list_stale (registry_t *self, const sweep_cutoff_t *cutoff,
+                  sweep_list_t *list, bool sorted);
+
+/*  Frees a list's buffers.  */
+void
+sweep_list_free (sweep_list_t *list);
+
+/*  Records id's own threshold, 0 for the default, where the sweep finds
+    it.  Returns 0, or -1 when out of memory.  */
+int
+sweep_set_own_threshold (registry_t *self, const char *id, int64_t own_ms);
+
+/*  Whether a client with own threshold own_ms (0 for the default) and
+    last activity activity_ms is stale by cutoff.  The same test as the
+    store's stale selects.  */
+bool
+sweep_is_stale (const sweep_cutoff_t *cutoff, int64_t own_ms,
+                int64_t activity_ms);
 
 /*  Checks the clocks for a jump (logging and counting one) and returns
     the wall-clock time to stamp activity, registrations and removals
@@ -163,28 +249,21 @@ sweep_now (registry_t *self);
     the time the registry has served.  Until stale-after has passed since
     serving began, no client on the default is stale (INT64_MIN).  */
 void
-sweep_cutoff (registry_t *self, store_cutoff_t *cutoff);
+sweep_cutoff (registry_t *self, sweep_cutoff_t *cutoff);
 
-/*  Returns the activity cutoff for the flush that must precede a sweep
-    batch or dry run by cutoff: every pending client whose stored
-    activity is before it could be stale.  Clients with their own
-    threshold are assumed to have the smallest one allowed
-    (own_floor_ms), so no acknowledged touch is missed.  */
-int64_t
-sweep_flush_cutoff (registry_t *self, const store_cutoff_t *cutoff);
-
-/*  Frees the sweep's batch buffer.  */
+/*  Frees the sweep's buffers.  */
 void
 sweep_destroy (registry_t *self);
 
-/*  Writes pending activity to the store: every pending client whose
-    stored activity is before cutoff_ms, and the others whose activity
-    moved at least the granularity.  Returns 0, or -1 when the write
-    failed (logged and counted; the activity stays pending).  */
+/*  Writes every pending activity through the primary connection, for a
+    clean stop after the worker has stopped.  Returns 0, or -1 when the
+    write failed (logged).  */
 int
-sweep_flush_activity (registry_t *self, int64_t cutoff_ms);
+sweep_flush_all (registry_t *self);
 
-/*  A zloop timer: flushes activity and prunes old events.  */
+/*  A zloop timer: checks the store file and hands the worker a
+    housekeeping job: flush activity, prune old events, purge old
+    tombstones.  */
 int
 sweep_handle_flush_timer (zloop_t *loop, int timer_id, void *arg);
 
@@ -203,12 +282,9 @@ brake_command (registry_t *self, const msg_brake_t *command,
                msg_brake_state_t *state);
 
 /*  removal.c: the one path every removal takes after its transaction
-    committed: drop the client from memory, count it, publish its event.  */
+    committed and the worker published its event: drop the client from
+    memory, count it, log it.  */
 void
-removal_publish (registry_t *self, const store_event_t *event);
-
-/*  Converts a store event row into a message view of the same row.  */
-void
-removal_event_to_msg (const store_event_t *row, msg_event_t *event);
+removal_committed (registry_t *self, const store_event_t *event);
 
 #endif

@@ -27,8 +27,11 @@
 #include "store.h"
 
 #define STORE_ERROR_MAX 512
-#define CLIENT_COLUMNS                                                        \
-    "id, node, registered_ms, last_activity_ms, meta, stale_after_ms"
+/*  A client row as s_read_client reads it, meta from its own table.  */
+#define CLIENT_SELECT                                                         \
+    "SELECT c.id, c.node, c.registered_ms, c.last_activity_ms, m.meta,"      \
+    " c.stale_after_ms FROM clients AS c"                                    \
+    " LEFT JOIN client_meta AS m ON m.id = c.id"
 #define EVENT_COLUMNS                                                         \
     "seq, prev, id, node, reason, last_activity_ms, removed_ms, sweep"
 #define TOMBSTONE_COLUMNS "id, node, reason, last_activity_ms, removed_ms, seq"
@@ -115,6 +118,44 @@ static const char s_schema_v2[] =
     "CREATE INDEX tombstones_node ON tombstones (node, id);"
     "CREATE INDEX tombstones_removed ON tombstones (removed_ms);";
 
+/*  Schema version 3: clients clustered by id, and no activity indexes.
+
+    The registry finds stale clients in memory, where every touch is,
+    so the store no longer searches by activity, and the two activity
+    indexes only cost every flush and every removal a write.  Without
+    a rowid, the table itself is the id index: a removal or an activity
+    write changes one tree less, and a sweep, which removes in id order,
+    finds consecutive rows on the same pages.  A WITHOUT ROWID table
+    keeps whole rows in its interior pages, which large rows make
+    shallow and slow, so meta (up to 1 KiB) moves to client_meta, an
+    ordinary table with a row only for clients that have meta, and the
+    clients rows stay small.  Measured with SQLite 3.40 on 200,000
+    clients with random ids: with the rows clustered, removals in id
+    order ran 2.4 times as fast, and with 1000 bytes of meta kept in the
+    row they ran slower than before and the file grew threefold.  SQLite
+    cannot change a table to WITHOUT ROWID in place, so it is copied.  */
+static const char s_schema_v3[] =
+    "CREATE TABLE clients_v3 ("
+    "    id TEXT PRIMARY KEY,"
+    "    node TEXT NOT NULL,"
+    "    registered_ms INTEGER NOT NULL,"
+    "    last_activity_ms INTEGER NOT NULL,"
+    "    stale_after_ms INTEGER"
+    "        CHECK (stale_after_ms IS NULL OR stale_after_ms > 0))"
+    "    WITHOUT ROWID;"
+    "CREATE TABLE client_meta ("
+    "    id TEXT PRIMARY KEY,"
+    "    meta BLOB NOT NULL);"
+    "INSERT INTO clients_v3"
+    "    (id, node, registered_ms, last_activity_ms, stale_after_ms)"
+    "    SELECT id, node, registered_ms, last_activity_ms, stale_after_ms"
+    "    FROM clients;"
+    "INSERT INTO client_meta (id, meta)"
+    "    SELECT id, meta FROM clients WHERE length (meta) > 0;"
+    "DROP TABLE clients;"
+    "ALTER TABLE clients_v3 RENAME TO clients;"
+    "CREATE INDEX clients_node ON clients (node, id);";
+
 /*  Schema steps, in version order.  Each script turns a file of the
     previous version into one of its own version.  s_migrate runs the
     steps newer than the file in one transaction and records the version
@@ -126,6 +167,7 @@ static const struct {
 } s_migrations[] = {
     {1, s_schema_v1},
     {2, s_schema_v2},
+    {3, s_schema_v3},
 };
 
 /*  Reason names as stored, indexed by msg_reason_t.  */
@@ -143,6 +185,8 @@ typedef enum {
     STMT_META_SET,
     STMT_CLIENT_UPDATE,
     STMT_CLIENT_INSERT,
+    STMT_CLIENT_META_SET,
+    STMT_CLIENT_META_DELETE,
     STMT_CLIENT_RAISE,
     STMT_CLIENT_GET,
     STMT_CLIENT_LIST,
@@ -150,14 +194,8 @@ typedef enum {
     STMT_CLIENT_EACH,
     STMT_CLIENT_COUNT,
     STMT_CLIENT_DELETE,
-    STMT_CLIENT_DELETE_STALE,
+    STMT_CLIENT_DELETE_UNTOUCHED,
     STMT_CLIENT_MIN_STALE_AFTER,
-    STMT_STALE_SELECT,
-    STMT_STALE_LIST,
-    STMT_STALE_COUNT,
-    STMT_OWN_STALE_SELECT,
-    STMT_OWN_STALE_LIST,
-    STMT_OWN_STALE_COUNT,
     STMT_TOMBSTONE_SET,
     STMT_TOMBSTONE_GET,
     STMT_TOMBSTONE_DELETE,
@@ -184,63 +222,40 @@ static const char *const s_sql[STMT_COUNT] = {
     [STMT_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     [STMT_CLIENT_UPDATE] =
-        "UPDATE clients SET node = ?2, meta = ?3, stale_after_ms = ?5,"
-        " last_activity_ms = max(last_activity_ms, ?4) WHERE id = ?1",
-    [STMT_CLIENT_INSERT] = "INSERT INTO clients (" CLIENT_COLUMNS ")"
-                           " VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
+        "UPDATE clients SET node = ?2, stale_after_ms = ?4,"
+        " last_activity_ms = max(last_activity_ms, ?3) WHERE id = ?1",
+    [STMT_CLIENT_INSERT] =
+        "INSERT INTO clients"
+        " (id, node, registered_ms, last_activity_ms, stale_after_ms)"
+        " VALUES (?1, ?2, ?3, ?3, ?4)",
+    [STMT_CLIENT_META_SET] = "INSERT INTO client_meta (id, meta)"
+                             " VALUES (?1, ?2) ON CONFLICT (id)"
+                             " DO UPDATE SET meta = excluded.meta",
+    [STMT_CLIENT_META_DELETE] = "DELETE FROM client_meta WHERE id = ?1",
     /*  Same effect as SET last_activity_ms = max(last_activity_ms, ?2),
         but a row that would not change is not written at all.  */
     [STMT_CLIENT_RAISE] = "UPDATE clients SET last_activity_ms = ?2"
                           " WHERE id = ?1 AND last_activity_ms < ?2",
-    [STMT_CLIENT_GET] = "SELECT " CLIENT_COLUMNS " FROM clients WHERE id = ?1",
-    [STMT_CLIENT_LIST] = "SELECT " CLIENT_COLUMNS " FROM clients"
-                         " WHERE id > ?1 ORDER BY id LIMIT ?2",
-    [STMT_CLIENT_LIST_NODE] = "SELECT " CLIENT_COLUMNS " FROM clients"
-                              " WHERE node = ?1 AND id > ?2"
-                              " ORDER BY id LIMIT ?3",
-    [STMT_CLIENT_EACH] = "SELECT " CLIENT_COLUMNS " FROM clients",
+    [STMT_CLIENT_GET] = CLIENT_SELECT " WHERE c.id = ?1",
+    [STMT_CLIENT_LIST] = CLIENT_SELECT " WHERE c.id > ?1 ORDER BY c.id"
+                                       " LIMIT ?2",
+    [STMT_CLIENT_LIST_NODE] = CLIENT_SELECT " WHERE c.node = ?1"
+                                            " AND c.id > ?2"
+                                            " ORDER BY c.id LIMIT ?3",
+    /*  For loading the registry's memory, which keeps no meta.  */
+    [STMT_CLIENT_EACH] = "SELECT id, node, registered_ms, last_activity_ms,"
+                         " NULL, stale_after_ms FROM clients",
     [STMT_CLIENT_COUNT] = "SELECT count(*) FROM clients",
     [STMT_CLIENT_DELETE] = "DELETE FROM clients WHERE id = ?1",
-    /*  The same two staleness tests as the selects below, by id.  */
-    [STMT_CLIENT_DELETE_STALE] =
-        "DELETE FROM clients WHERE id = ?1 AND CASE"
-        " WHEN stale_after_ms IS NULL THEN last_activity_ms < ?2"
-        " ELSE last_activity_ms + stale_after_ms < ?3"
-        " AND stale_after_ms <= ?4 END",
+    /*  A sweep decided on the activity it saw; a registration since
+        then raised the row past it and keeps it.  The sweep knows the
+        client only by id, so the node comes back for its event.  */
+    [STMT_CLIENT_DELETE_UNTOUCHED] =
+        "DELETE FROM clients WHERE id = ?1 AND last_activity_ms <= ?2"
+        " RETURNING node",
     [STMT_CLIENT_MIN_STALE_AFTER] =
         "SELECT min(stale_after_ms) FROM clients"
         " WHERE stale_after_ms IS NOT NULL",
-    /*  Default threshold: through clients_activity.  */
-    [STMT_STALE_SELECT] = "SELECT id, node, last_activity_ms FROM clients"
-                          " WHERE stale_after_ms IS NULL"
-                          " AND last_activity_ms < ?1"
-                          " ORDER BY last_activity_ms LIMIT ?2",
-    [STMT_STALE_LIST] = "SELECT " CLIENT_COLUMNS " FROM clients"
-                        " WHERE stale_after_ms IS NULL"
-                        " AND last_activity_ms < ?1"
-                        " ORDER BY last_activity_ms LIMIT ?2",
-    [STMT_STALE_COUNT] = "SELECT count(*) FROM clients"
-                         " WHERE stale_after_ms IS NULL"
-                         " AND last_activity_ms < ?1",
-    /*  Own thresholds: through clients_deadline, whose expression these
-        must repeat exactly.  */
-    [STMT_OWN_STALE_SELECT] =
-        "SELECT id, node, last_activity_ms FROM clients"
-        " WHERE stale_after_ms IS NOT NULL"
-        " AND last_activity_ms + stale_after_ms < ?1"
-        " AND stale_after_ms <= ?2"
-        " ORDER BY last_activity_ms + stale_after_ms LIMIT ?3",
-    [STMT_OWN_STALE_LIST] =
-        "SELECT " CLIENT_COLUMNS " FROM clients"
-        " WHERE stale_after_ms IS NOT NULL"
-        " AND last_activity_ms + stale_after_ms < ?1"
-        " AND stale_after_ms <= ?2"
-        " ORDER BY last_activity_ms + stale_after_ms LIMIT ?3",
-    [STMT_OWN_STALE_COUNT] =
-        "SELECT count(*) FROM clients"
-        " WHERE stale_after_ms IS NOT NULL"
-        " AND last_activity_ms + stale_after_ms < ?1"
-        " AND stale_after_ms <= ?2",
     [STMT_TOMBSTONE_SET] = "INSERT OR REPLACE INTO tombstones"
                            " (" TOMBSTONE_COLUMNS ")"
                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -291,6 +306,7 @@ struct store_t {
     bool tombstones;            /* removals write tombstones */
     int bind_rc;                /* first failed bind since the last step */
     int code;                   /* SQLite result code of the last failure */
+    int busy_timeout_ms;
     char error[STORE_ERROR_MAX];
 };
 
@@ -468,7 +484,7 @@ s_column_text (store_t *self, sqlite3_stmt *stmt, int column, char *buffer,
     return 0;
 }
 
-/*  Reads a row of CLIENT_COLUMNS.  */
+/*  Reads a row of CLIENT_SELECT.  */
 static int
 s_read_client (store_t *self, sqlite3_stmt *stmt, const char *op,
                store_client_t *client)
@@ -603,21 +619,105 @@ s_meta_set (store_t *self, const char *key, int64_t value, const char *op)
     return s_exec (self, STMT_META_SET, op);
 }
 
-/*  Writes the event row for one removal, taking prev from node_seq and
-    then recording seq as the node's newest, and the client's tombstone
-    when tombstones are on.  The caller fills every field but prev and
-    has chosen seq.  */
-static int
-s_append_event (store_t *self, store_event_t *event, const char *op)
-{
-    sqlite3_stmt *stmt = self->stmt[STMT_NODE_SEQ_GET];
-    s_bind_text (self, stmt, 1, event->node);
-    int64_t prev;
-    if (s_query_int64 (self, STMT_NODE_SEQ_GET, op, &prev) == -1)
-        return -1;
-    event->prev = (uint64_t) prev;
+/*  The newest event seq of each node a batch of removals touched, kept
+    in memory for the batch and written to node_seq once at its end: a
+    sweep batch removes many clients of few nodes, and reading and
+    writing node_seq for each removal took two of its four statements.
+    An open-addressing table with room for twice the batch.  */
+typedef struct {
+    const char *node;           /* NULL marks an empty slot */
+    uint64_t seq;
+} s_node_seq_t;
 
-    stmt = self->stmt[STMT_EVENT_INSERT];
+typedef struct {
+    s_node_seq_t *slots;
+    size_t mask;
+} s_node_seqs_t;
+
+static uint64_t
+s_node_hash (const char *node)
+{
+    uint64_t hash = 14695981039346656037ULL;    /* FNV-1a */
+    for (const unsigned char *c = (const unsigned char *) node; *c; c++)
+        hash = (hash ^ *c) * 1099511628211ULL;
+    return hash;
+}
+
+static int
+s_node_seqs_init (store_t *self, s_node_seqs_t *seqs, uint32_t removals)
+{
+    size_t size = 4;
+    while (size < (size_t) removals * 2)
+        size *= 2;
+    seqs->slots = calloc (size, sizeof *seqs->slots);
+    seqs->mask = size - 1;
+    if (!seqs->slots) {
+        s_failf (self, "evict batch: out of memory for %u removals",
+                 removals);
+        return -1;
+    }
+    return 0;
+}
+
+/*  Returns the slot of node, empty when the batch has not seen it.  */
+static s_node_seq_t *
+s_node_seqs_find (s_node_seqs_t *seqs, const char *node)
+{
+    for (size_t slot = s_node_hash (node) & seqs->mask;;
+         slot = (slot + 1) & seqs->mask) {
+        s_node_seq_t *entry = &seqs->slots[slot];
+        if (!entry->node || strcmp (entry->node, node) == 0)
+            return entry;
+    }
+}
+
+static int
+s_node_seq_write (store_t *self, const char *node, uint64_t seq,
+                  const char *op)
+{
+    sqlite3_stmt *stmt = self->stmt[STMT_NODE_SEQ_SET];
+    s_bind_text (self, stmt, 1, node);
+    s_bind_int64 (self, stmt, 2, (int64_t) seq);
+    return s_exec (self, STMT_NODE_SEQ_SET, op);
+}
+
+/*  Writes every node's newest seq and frees the table.  */
+static int
+s_node_seqs_flush (store_t *self, s_node_seqs_t *seqs, const char *op)
+{
+    int rc = 0;
+    for (size_t slot = 0; slot <= seqs->mask && rc == 0; slot++)
+        if (seqs->slots[slot].node)
+            rc = s_node_seq_write (self, seqs->slots[slot].node,
+                                   seqs->slots[slot].seq, op);
+    free (seqs->slots);
+    seqs->slots = NULL;
+    return rc;
+}
+
+/*  Writes the event row for one removal, with prev the node's previous
+    seq, and the client's tombstone when tombstones are on.  With seqs,
+    the node's newest seq is read from and recorded in that table, which
+    the caller writes to node_seq at the end; without, in node_seq
+    directly.  The caller fills every field but prev and has chosen seq.
+    seqs keeps a pointer to event->node, which must outlive it.  */
+static int
+s_append_event (store_t *self, store_event_t *event, s_node_seqs_t *seqs,
+                const char *op)
+{
+    s_node_seq_t *known = seqs ? s_node_seqs_find (seqs, event->node) : NULL;
+    if (known && known->node)
+        event->prev = known->seq;
+    else {
+        sqlite3_stmt *stmt = self->stmt[STMT_NODE_SEQ_GET];
+        s_bind_text (self, stmt, 1, event->node);
+        int64_t prev;
+        if (s_query_int64 (self, STMT_NODE_SEQ_GET, op, &prev) == -1)
+            return -1;
+        event->prev = (uint64_t) prev;
+    }
+
+    sqlite3_stmt *stmt = self->stmt[STMT_EVENT_INSERT];
     s_bind_int64 (self, stmt, 1, (int64_t) event->seq);
     s_bind_int64 (self, stmt, 2, (int64_t) event->prev);
     s_bind_text (self, stmt, 3, event->id);
@@ -629,10 +729,11 @@ s_append_event (store_t *self, store_event_t *event, const char *op)
     if (s_exec (self, STMT_EVENT_INSERT, op) == -1)
         return -1;
 
-    stmt = self->stmt[STMT_NODE_SEQ_SET];
-    s_bind_text (self, stmt, 1, event->node);
-    s_bind_int64 (self, stmt, 2, (int64_t) event->seq);
-    if (s_exec (self, STMT_NODE_SEQ_SET, op) == -1)
+    if (known) {
+        known->node = event->node;
+        known->seq = event->seq;
+    }
+    else if (s_node_seq_write (self, event->node, event->seq, op) == -1)
         return -1;
     if (!self->tombstones)
         return 0;
@@ -735,8 +836,13 @@ s_lock (store_t *self)
     return rc;
 }
 
-/*  The page cache, in KiB: a negative cache_size is in KiB.  */
-#define STORE_CACHE_KIB_TEXT "16384"
+/*  The page caches, in KiB (a negative cache_size is in KiB).  The
+    writing connection keeps the index pages a sweep or a flush walks
+    again soon; the reading one serves point reads, for which SQLite's
+    default of about 2 MiB does.  Each connection has its own cache, and
+    both count in the registry's memory.  */
+#define STORE_WRITE_CACHE_KIB 16384
+#define STORE_READ_CACHE_KIB 2048
 
 /*  A byte of the database file that SQLite never locks: its own locks
     lie in the 512 bytes from 0x40000000.  */
@@ -810,7 +916,7 @@ s_set_wal (store_t *self)
 }
 
 static int
-s_connect (store_t *self, int busy_timeout_ms)
+s_connect (store_t *self, int busy_timeout_ms, int cache_kib)
 {
     //  One thread uses the connection, so SQLite's own per-call mutex
     //  is pure cost (it showed as about 7 % of a sweep's CPU time)
@@ -824,6 +930,7 @@ s_connect (store_t *self, int busy_timeout_ms)
     }
     sqlite3_extended_result_codes (self->db, 1);
     sqlite3_busy_timeout (self->db, busy_timeout_ms);
+    self->busy_timeout_ms = busy_timeout_ms;
     if (s_check_writable (self) == -1)
         return -1;
 
@@ -836,11 +943,9 @@ s_connect (store_t *self, int busy_timeout_ms)
         return -1;
     }
 
-    //  The default page cache of about 2 MiB makes a sweep re-read the
-    //  index pages it just walked; STORE_CACHE_KIB keeps them
-    rc = sqlite3_exec (self->db,
-                       "PRAGMA cache_size=-" STORE_CACHE_KIB_TEXT, NULL,
-                       NULL, NULL);
+    char pragma[64];
+    snprintf (pragma, sizeof pragma, "PRAGMA cache_size=-%d", cache_kib);
+    rc = sqlite3_exec (self->db, pragma, NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         s_fail (self, "set cache_size", rc);
         return -1;
@@ -989,12 +1094,27 @@ s_strdup_suffix (const char *text, const char *suffix)
     return copy;
 }
 
+/*  SQLite counts every allocation under a global mutex, for statistics
+    the store never reads; that mutex showed as about 8 % of a sweep's
+    CPU time.  The setting only takes before SQLite initializes, so a
+    process that used SQLite first (a test's fault-injecting VFS) keeps
+    the default, which is harmless.  */
+static void
+s_configure_sqlite (void)
+{
+    int rc = sqlite3_config (SQLITE_CONFIG_MEMSTATUS, 0);
+    (void) rc;
+}
+
+static pthread_once_t s_configure_once = PTHREAD_ONCE_INIT;
+
 store_t *
 store_open (const char *path, int busy_timeout_ms, char *error,
             size_t error_size)
 {
     assert (path);
     assert (error && error_size > 0);
+    pthread_once (&s_configure_once, s_configure_sqlite);
     store_t *self = calloc (1, sizeof *self);
     if (!self) {
         snprintf (error, error_size, "open store %s: out of memory", path);
@@ -1017,7 +1137,7 @@ store_open (const char *path, int busy_timeout_ms, char *error,
     /*  Lock before touching the database, so a second registry leaves the
         file alone.  */
     if (s_lock (self) == -1 || s_lock_file (self) == -1
-        || s_connect (self, busy_timeout_ms) == -1
+        || s_connect (self, busy_timeout_ms, STORE_READ_CACHE_KIB) == -1
         || s_migrate (self) == -1 || s_prepare (self) == -1) {
         if (self->locked)
             snprintf (error, error_size, "open store %s: %s", path,
@@ -1026,6 +1146,46 @@ store_open (const char *path, int busy_timeout_ms, char *error,
             snprintf (error, error_size, "%s", self->error);
         goto failed;
     }
+    self->error[0] = '\0';
+    self->code = SQLITE_OK;
+    return self;
+
+failed:
+    store_destroy (&self);
+    return NULL;
+}
+
+store_t *
+store_open_peer (store_t *primary, char *error, size_t error_size)
+{
+    assert (primary);
+    assert (error && error_size > 0);
+    store_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        snprintf (error, error_size, "open store %s: out of memory",
+                  primary->path);
+        return NULL;
+    }
+    self->lock_fd = -1;
+    self->file_fd = -1;
+    self->path = s_strdup_suffix (primary->path, "");
+    self->lock_path = s_strdup_suffix (primary->lock_path, "");
+    if (!self->path || !self->lock_path) {
+        snprintf (error, error_size, "open store %s: out of memory",
+                  primary->path);
+        goto failed;
+    }
+
+    //  The primary holds the lock and brought the schema up to date, so
+    //  the peer only connects and prepares
+    if (s_connect (self, primary->busy_timeout_ms, STORE_WRITE_CACHE_KIB)
+            == -1
+        || s_prepare (self) == -1) {
+        snprintf (error, error_size, "open second connection to store %s: "
+                  "%s", primary->path, self->error);
+        goto failed;
+    }
+    self->tombstones = primary->tombstones;
     self->error[0] = '\0';
     self->code = SQLITE_OK;
     return self;
@@ -1127,18 +1287,8 @@ s_check_text (store_t *self, const char *op, const char *name,
     return 0;
 }
 
-/*  The fields of one registration.  */
-typedef struct {
-    const char *id;
-    const char *node;
-    const void *meta;
-    size_t meta_len;
-    int64_t stale_after_ms;
-    int64_t now_ms;
-} s_registration_t;
-
 static int
-s_register_check (store_t *self, const s_registration_t *reg)
+s_register_check (store_t *self, const store_registration_t *reg)
 {
     const char *op = "register";
     if (s_check_text (self, op, "id", reg->id, MSG_ID_MAX) == -1
@@ -1158,36 +1308,57 @@ s_register_check (store_t *self, const s_registration_t *reg)
     return 0;
 }
 
-/*  Updates the client if it exists, else inserts it, and deletes its
-    tombstone.  The UPDATE comes first because its change count shows
-    which case this is.  */
+/*  Deletes id's meta, if any.  */
 static int
-s_register_write (store_t *self, const s_registration_t *reg,
+s_client_meta_delete (store_t *self, const char *id, const char *op)
+{
+    s_bind_text (self, self->stmt[STMT_CLIENT_META_DELETE], 1, id);
+    return s_exec (self, STMT_CLIENT_META_DELETE, op);
+}
+
+/*  Writes the client's meta, or deletes it when there is none.  */
+static int
+s_client_meta_write (store_t *self, const store_registration_t *reg,
+              const char *op)
+{
+    if (reg->meta_len == 0)
+        return s_client_meta_delete (self, reg->id, op);
+    sqlite3_stmt *stmt = self->stmt[STMT_CLIENT_META_SET];
+    s_bind_text (self, stmt, 1, reg->id);
+    s_bind_blob (self, stmt, 2, reg->meta, reg->meta_len);
+    return s_exec (self, STMT_CLIENT_META_SET, op);
+}
+
+/*  Updates the client if it exists, else inserts it, writes its meta,
+    and deletes its tombstone.  The UPDATE comes first because its
+    change count shows which case this is.  */
+static int
+s_register_write (store_t *self, const store_registration_t *reg,
                   bool *created)
 {
     const char *op = "register";
     sqlite3_stmt *stmt = self->stmt[STMT_CLIENT_UPDATE];
     s_bind_text (self, stmt, 1, reg->id);
     s_bind_text (self, stmt, 2, reg->node);
-    s_bind_blob (self, stmt, 3, reg->meta, reg->meta_len);
-    s_bind_int64 (self, stmt, 4, reg->now_ms);
-    s_bind_threshold (self, stmt, 5, reg->stale_after_ms);
+    s_bind_int64 (self, stmt, 3, reg->now_ms);
+    s_bind_threshold (self, stmt, 4, reg->stale_after_ms);
     if (s_exec (self, STMT_CLIENT_UPDATE, op) == -1)
         return -1;
     if (sqlite3_changes (self->db) > 0) {
         *created = false;
-        return 0;
+        return s_client_meta_write (self, reg, op);
     }
 
     stmt = self->stmt[STMT_CLIENT_INSERT];
     s_bind_text (self, stmt, 1, reg->id);
     s_bind_text (self, stmt, 2, reg->node);
     s_bind_int64 (self, stmt, 3, reg->now_ms);
-    s_bind_blob (self, stmt, 4, reg->meta, reg->meta_len);
-    s_bind_threshold (self, stmt, 5, reg->stale_after_ms);
+    s_bind_threshold (self, stmt, 4, reg->stale_after_ms);
     if (s_exec (self, STMT_CLIENT_INSERT, op) == -1)
         return -1;
     *created = true;
+    if (s_client_meta_write (self, reg, op) == -1)
+        return -1;
 
     //  Registering a removed client again revives it
     s_bind_text (self, self->stmt[STMT_TOMBSTONE_DELETE], 1, reg->id);
@@ -1214,15 +1385,34 @@ store_register (store_t *self,
     assert (self);
     assert (meta || meta_len == 0);
     assert (created);
-    s_registration_t reg = { id, node, meta, meta_len, stale_after_ms,
-                             now_ms };
-    if (s_register_check (self, &reg) == -1)
+    store_registration_t reg = { id, node, meta, meta_len, stale_after_ms,
+                                 now_ms, false };
+    if (store_register_many (self, &reg, 1) == -1)
         return -1;
+    *created = reg.created;
+    return 0;
+}
+
+int
+store_register_many (store_t *self, store_registration_t *regs,
+                     size_t count)
+{
+    assert (self);
+    assert (regs || count == 0);
+    for (size_t i = 0; i < count; i++) {
+        assert (regs[i].meta || regs[i].meta_len == 0);
+        if (s_register_check (self, &regs[i]) == -1)
+            return -1;
+    }
 
     if (s_begin (self, "register") == -1)
         return -1;
-    if (s_register_write (self, &reg, created) == -1
-        || s_commit (self, "register") == -1) {
+    for (size_t i = 0; i < count; i++)
+        if (s_register_write (self, &regs[i], &regs[i].created) == -1) {
+            s_rollback (self);
+            return -1;
+        }
+    if (s_commit (self, "register") == -1) {
         s_rollback (self);
         return -1;
     }
@@ -1314,73 +1504,6 @@ store_each_client (store_t *self, store_client_fn *fn, void *arg)
 
 /*  Binds the own-threshold test (?1 now, ?2 the largest threshold in
     play) of an OWN_STALE statement.  */
-static void
-s_bind_own_cutoff (store_t *self, sqlite3_stmt *stmt,
-                   const store_cutoff_t *cutoff)
-{
-    s_bind_int64 (self, stmt, 1, cutoff->now_ms);
-    s_bind_int64 (self, stmt, 2, cutoff->own_max_ms);
-}
-
-/*  Counts both kinds of stale clients into *stale.  */
-static int
-s_stale_count (store_t *self, const store_cutoff_t *cutoff, uint64_t *stale)
-{
-    const char *op = "stale";
-    int64_t on_default, on_own;
-    s_bind_int64 (self, self->stmt[STMT_STALE_COUNT], 1, cutoff->cutoff_ms);
-    if (s_query_int64 (self, STMT_STALE_COUNT, op, &on_default) == -1)
-        return -1;
-    s_bind_own_cutoff (self, self->stmt[STMT_OWN_STALE_COUNT], cutoff);
-    if (s_query_int64 (self, STMT_OWN_STALE_COUNT, op, &on_own) == -1)
-        return -1;
-    *stale = (uint64_t) on_default + (uint64_t) on_own;
-    return 0;
-}
-
-/*  Counts calls of the caller's fn, so that the second list gets only
-    the room the first one left.  */
-typedef struct {
-    store_client_fn *fn;
-    void *arg;
-    uint32_t calls;
-} s_counted_t;
-
-static int
-s_counted_call (const store_client_t *client, void *arg)
-{
-    s_counted_t *counted = arg;
-    counted->calls++;
-    return counted->fn (client, counted->arg);
-}
-
-int
-store_stale (store_t *self, const store_cutoff_t *cutoff, uint32_t limit,
-             store_client_fn *fn, void *arg, uint64_t *stale)
-{
-    assert (self);
-    assert (cutoff);
-    assert (stale);
-    const char *op = "stale";
-    if (s_stale_count (self, cutoff, stale) == -1)
-        return -1;
-    if (!fn || limit == 0)
-        return 0;
-
-    s_counted_t counted = { fn, arg, 0 };
-    sqlite3_stmt *stmt = self->stmt[STMT_STALE_LIST];
-    s_bind_int64 (self, stmt, 1, cutoff->cutoff_ms);
-    s_bind_int64 (self, stmt, 2, limit);
-    int rc = s_each_client_row (self, stmt, op, s_counted_call, &counted);
-    if (rc != 0 || counted.calls >= limit)
-        return rc;
-
-    stmt = self->stmt[STMT_OWN_STALE_LIST];
-    s_bind_own_cutoff (self, stmt, cutoff);
-    s_bind_int64 (self, stmt, 3, limit - counted.calls);
-    return s_each_client_row (self, stmt, op, fn, arg);
-}
-
 int
 store_min_stale_after (store_t *self, int64_t *min)
 {
@@ -1406,151 +1529,114 @@ store_client_count (store_t *self, uint64_t *count)
 /*  ------------------------------------------------------------------
     Removals and events.  */
 
-/*  Fills events[0 .. *found - 1] with the id, node and activity of up to
-    max clients from a bound STALE_SELECT or OWN_STALE_SELECT statement,
-    and resets it.  */
+/*  Deletes candidate's row if its activity is still at most the one the
+    candidate carries, and fills in the candidate's node from the row.
+    Returns 1 when deleted, 0 when not, -1 on failure.  */
 static int
-s_select_rows (store_t *self, sqlite3_stmt *stmt, uint32_t max,
-               store_event_t *events, uint32_t *found)
+s_delete_candidate (store_t *self, store_candidate_t *candidate)
+{
+    /*  The test is part of the DELETE itself, so it runs inside the
+        write transaction that removes the row: a registration committed
+        before BEGIN IMMEDIATE raised the activity and keeps the row, and
+        no write can commit in between because this transaction holds
+        the write lock.  */
+    const char *op = "evict batch";
+    sqlite3_stmt *stmt = self->stmt[STMT_CLIENT_DELETE_UNTOUCHED];
+    s_bind_text (self, stmt, 1, candidate->id);
+    s_bind_int64 (self, stmt, 2, candidate->last_activity_ms);
+    int rc = s_step (self, stmt, op);
+    int deleted = 0;
+    if (rc == SQLITE_ROW) {
+        deleted = s_column_text (self, stmt, 0, candidate->node,
+                                 sizeof candidate->node, op) == 0
+                      ? 1
+                      : -1;
+        if (deleted == 1)
+            rc = s_step (self, stmt, op);
+    }
+    if (rc != SQLITE_DONE)
+        deleted = -1;
+    s_reset (stmt);
+    if (deleted == 1 && s_client_meta_delete (self, candidate->id, op) == -1)
+        return -1;
+    return deleted;
+}
+
+/*  Deletes the candidates that may still go (see s_delete_candidate)
+    and writes an event for each, with seq from *last_seq + 1 on, into
+    events[0 .. *count - 1].  */
+static int
+s_remove_candidates (store_t *self, store_candidate_t *candidates,
+                     uint32_t found, uint64_t sweep, int64_t now_ms,
+                     store_event_t *events, uint64_t *last_seq,
+                     uint32_t *count)
 {
     const char *op = "evict batch";
-    uint32_t n = 0;
-    int rc = SQLITE_DONE;
-    int result = 0;
-    while (n < max && (rc = s_step (self, stmt, op)) == SQLITE_ROW) {
-        store_event_t *event = &events[n];
-        memset (event, 0, sizeof *event);
-        if (s_column_text (self, stmt, 0, event->id, sizeof event->id, op)
-            || s_column_text (self, stmt, 1, event->node, sizeof event->node,
-                              op)) {
-            result = -1;
-            break;
-        }
-        event->last_activity_ms = sqlite3_column_int64 (stmt, 2);
-        n++;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        result = -1;
-    s_reset (stmt);
-    *found = n;
-    return result;
-}
-
-/*  Fills events[0 .. *found - 1] with up to max stale clients: those on
-    the default threshold first, oldest first, through clients_activity,
-    then those with their own, earliest deadline first, through
-    clients_deadline.  */
-static int
-s_select_stale (store_t *self, const store_cutoff_t *cutoff, uint32_t max,
-                store_event_t *events, uint32_t *found)
-{
-    sqlite3_stmt *stmt = self->stmt[STMT_STALE_SELECT];
-    s_bind_int64 (self, stmt, 1, cutoff->cutoff_ms);
-    s_bind_int64 (self, stmt, 2, max);
-    uint32_t on_default = 0;
-    if (s_select_rows (self, stmt, max, events, &on_default) == -1)
+    s_node_seqs_t seqs;
+    if (s_node_seqs_init (self, &seqs, found) == -1)
         return -1;
 
-    uint32_t on_own = 0;
-    if (on_default < max) {
-        stmt = self->stmt[STMT_OWN_STALE_SELECT];
-        s_bind_own_cutoff (self, stmt, cutoff);
-        s_bind_int64 (self, stmt, 3, max - on_default);
-        if (s_select_rows (self, stmt, max - on_default,
-                           events + on_default, &on_own) == -1)
-            return -1;
-    }
-    *found = on_default + on_own;
-    return 0;
-}
-
-/*  Deletes id if it is still stale.  Returns 1 when deleted, 0 when not,
-    -1 on failure.  */
-static int
-s_delete_stale (store_t *self, const char *id, const store_cutoff_t *cutoff)
-{
-    /*  The staleness test is part of the DELETE itself, so it runs inside
-        the write transaction that removes the row.  A touch committed
-        before BEGIN IMMEDIATE is visible here and keeps the row, and no
-        touch can commit in between because this transaction holds the
-        write lock.  Testing in a separate read would let a touch that
-        was written first lose to a sweep that read the row earlier.  */
-    sqlite3_stmt *stmt = self->stmt[STMT_CLIENT_DELETE_STALE];
-    s_bind_text (self, stmt, 1, id);
-    s_bind_int64 (self, stmt, 2, cutoff->cutoff_ms);
-    s_bind_int64 (self, stmt, 3, cutoff->now_ms);
-    s_bind_int64 (self, stmt, 4, cutoff->own_max_ms);
-    if (s_exec (self, STMT_CLIENT_DELETE_STALE, "evict batch") == -1)
-        return -1;
-    return sqlite3_changes (self->db) > 0 ? 1 : 0;
-}
-
-/*  Deletes the selected clients that are still stale and writes their
-    events with seq from *last_seq + 1 on.  Compacts events so that the
-    first *count are the removals.  */
-static int
-s_evict_selected (store_t *self, const store_cutoff_t *cutoff,
-                  uint64_t sweep, int64_t now_ms, store_event_t *events,
-                  uint32_t found, uint64_t *last_seq, uint32_t *count)
-{
     uint32_t removed = 0;
     for (uint32_t i = 0; i < found; i++) {
-        int deleted = s_delete_stale (self, events[i].id, cutoff);
+        int deleted = s_delete_candidate (self, &candidates[i]);
         if (deleted == -1)
-            return -1;
+            goto failed;
         if (deleted == 0)
             continue;
 
         store_event_t *event = &events[removed];
-        if (event != &events[i])
-            *event = events[i];
+        memset (event, 0, sizeof *event);
+        memcpy (event->id, candidates[i].id, sizeof event->id);
+        memcpy (event->node, candidates[i].node, sizeof event->node);
+        event->last_activity_ms = candidates[i].last_activity_ms;
         event->seq = ++*last_seq;
         event->reason = MSG_REASON_STALE;
         event->removed_ms = now_ms;
         event->sweep = sweep;
-        if (s_append_event (self, event, "evict batch") == -1)
-            return -1;
+        if (s_append_event (self, event, &seqs, op) == -1)
+            goto failed;
         removed++;
     }
     *count = removed;
-    return 0;
+    return s_node_seqs_flush (self, &seqs, op);
+
+failed:
+    free (seqs.slots);
+    return -1;
 }
 
 int
-store_evict_batch (store_t *self,
-                   const store_cutoff_t *cutoff,
-                   uint32_t max,
+store_apply_sweep (store_t *self,
+                   store_candidate_t *evict,
+                   uint32_t evict_count,
                    uint64_t sweep,
                    int64_t now_ms,
                    store_event_t *events,
                    uint32_t *count)
 {
     assert (self);
-    assert (cutoff);
-    assert (events || max == 0);
+    assert (evict || evict_count == 0);
+    assert (events || evict_count == 0);
     assert (count);
     const char *op = "evict batch";
     *count = 0;
-    if (max == 0)
+    if (evict_count == 0)
         return 0;
 
     if (s_begin (self, op) == -1)
         return -1;
 
-    uint32_t found;
     int64_t last_seq;
-    if (s_select_stale (self, cutoff, max, events, &found) == -1
-        || s_meta_get (self, "last_seq", op, &last_seq) == -1)
-        goto failed;
-
-    uint64_t seq = (uint64_t) last_seq;
+    uint64_t seq;
     uint32_t removed;
-    if (s_evict_selected (self, cutoff, sweep, now_ms, events, found,
-                          &seq, &removed) == -1)
+    if (s_meta_get (self, "last_seq", op, &last_seq) == -1)
+        goto failed;
+    seq = (uint64_t) last_seq;
+    if (s_remove_candidates (self, evict, evict_count, sweep, now_ms, events,
+                             &seq, &removed) == -1)
         goto failed;
     if (removed > 0 && s_meta_set (self, "last_seq", (int64_t) seq, op) == -1)
         goto failed;
-
     if (s_commit (self, op) == -1)
         goto failed;
     *count = removed;
@@ -1576,6 +1662,7 @@ s_remove_client (store_t *self, const char *id, msg_reason_t reason,
     s_bind_text (self, stmt, 1, id);
     int64_t last_seq;
     if (s_exec (self, STMT_CLIENT_DELETE, op) == -1
+        || s_client_meta_delete (self, id, op) == -1
         || s_meta_get (self, "last_seq", op, &last_seq) == -1)
         return -1;
 
@@ -1586,7 +1673,7 @@ s_remove_client (store_t *self, const char *id, msg_reason_t reason,
     event->reason = reason;
     event->last_activity_ms = client.last_activity_ms;
     event->removed_ms = now_ms;
-    if (s_append_event (self, event, op) == -1
+    if (s_append_event (self, event, NULL, op) == -1
         || s_meta_set (self, "last_seq", (int64_t) event->seq, op) == -1)
         return -1;
     return 0;
@@ -1873,10 +1960,6 @@ store_explain (store_t *self, char *plan, size_t size)
         const char *name;
         stmt_id_t id;
     } statements[] = {
-        {"stale select", STMT_STALE_SELECT},
-        {"stale count", STMT_STALE_COUNT},
-        {"own stale select", STMT_OWN_STALE_SELECT},
-        {"own stale count", STMT_OWN_STALE_COUNT},
         {"tombstone purge", STMT_TOMBSTONE_PURGE},
     };
     plan[0] = '\0';

@@ -5,19 +5,18 @@
     second registry on the same file fails to open it and can name the
     process that holds it.
 
-    Tables: clients (id, node, registered_ms, last_activity_ms, meta,
-    stale_after_ms), indexed so that finding stale clients reads only
-    stale rows, both for clients on the default threshold and for those
-    with their own; events (the outbox: seq, prev, id, node, reason,
-    last_activity_ms, removed_ms, sweep), whose seq is gapless and
-    increasing, and whose prev is the seq of the node's previous event;
-    node_seq (each node's newest event seq, kept apart from events so
-    that pruning does not reset prev); tombstones (removed clients kept
-    for a while when tombstones are on, see store_set_tombstones); meta
-    (schema version and the last seq, so that seq never restarts even
-    when every event was pruned).  Every removal writes its event row,
-    and its tombstone when tombstones are on, in the same transaction as
-    the delete.
+    Tables: clients (id, node, registered_ms, last_activity_ms,
+    stale_after_ms), clustered by id, with an index by node; client_meta
+    (id, meta), a row for each client with meta; events (the outbox:
+    seq, prev, id, node, reason, last_activity_ms, removed_ms, sweep),
+    whose seq is gapless and increasing, and whose prev is the seq of
+    the node's previous event; node_seq (each node's newest event seq,
+    kept apart from events so that pruning does not reset prev);
+    tombstones (removed clients kept for a while when tombstones are on,
+    see store_set_tombstones); meta (schema version and the last seq, so
+    that seq never restarts even when every event was pruned).  Every
+    removal writes its event row, and its tombstone when tombstones are
+    on, in the same transaction as the delete.
 
     Every function returns 0 on success and -1 on failure unless stated
     otherwise; after a failure store_error returns SQLite's message and
@@ -34,7 +33,7 @@
 
 #include "protocol.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_NOT_FOUND 1
 
 typedef struct store_t store_t;
@@ -72,18 +71,24 @@ typedef struct {
     uint64_t seq;
 } store_tombstone_t;
 
-/*  Which clients a sweep treats as stale.  A client on the default
-    threshold is stale when its last activity is before cutoff_ms.  A
-    client with its own threshold T is stale when its last activity plus
-    T is before now_ms and T is at most own_max_ms.  That upper bound
-    lets a registry that just started give each such client T from the
-    start before evicting it.  INT64_MIN as cutoff_ms and 0 as
-    own_max_ms turn either kind off.  */
+/*  A client a sweep may remove.  */
 typedef struct {
-    int64_t cutoff_ms;
+    char id[MSG_ID_MAX + 1];
+    char node[MSG_NODE_MAX + 1];
+    int64_t last_activity_ms;
+    int64_t stale_after_ms;     /* own threshold, 0 on the default */
+} store_candidate_t;
+
+/*  One registration for store_register_many.  created is set by it.  */
+typedef struct {
+    const char *id;
+    const char *node;
+    const void *meta;
+    size_t meta_len;
+    int64_t stale_after_ms;
     int64_t now_ms;
-    int64_t own_max_ms;
-} store_cutoff_t;
+    bool created;
+} store_registration_t;
 
 /*  A last-activity update for one client.  */
 typedef struct {
@@ -105,6 +110,14 @@ typedef int (store_tombstone_fn) (const store_tombstone_t *tombstone,
 store_t *
 store_open (const char *path, int busy_timeout_ms, char *error,
             size_t error_size);
+
+/*  Opens a second connection to primary's file, for another thread: the
+    registry reads on the primary and writes on the peer, which gets the
+    larger page cache.  The peer takes no lock of its own and leaves the
+    schema alone; close it before the primary.  Returns NULL with a
+    message in error on failure.  */
+store_t *
+store_open_peer (store_t *primary, char *error, size_t error_size);
 
 /*  Closes the store and releases the lock.  Accepts NULL.  */
 void
@@ -140,6 +153,13 @@ store_register (store_t *self,
                 int64_t now_ms,
                 bool *created);
 
+/*  Writes count registrations as store_register does, all in one
+    transaction, and sets each one's created.  When one fails, none is
+    written.  */
+int
+store_register_many (store_t *self, store_registration_t *regs,
+                     size_t count);
+
 /*  Writes count last-activity updates in one transaction.  A row's
     activity is only ever raised, never lowered; ids that are no longer
     registered are skipped.  */
@@ -159,7 +179,8 @@ store_list (store_t *self, const char *after, const char *node,
             uint32_t limit, store_client_fn *fn, void *arg);
 
 /*  Calls fn for every client, in no particular order, for loading the
-    registry's in-memory table at start.  */
+    registry's in-memory table at start.  Meta is not read: every row
+    comes with meta_len 0.  */
 int
 store_each_client (store_t *self, store_client_fn *fn, void *arg);
 
@@ -176,29 +197,21 @@ int
 store_remove (store_t *self, const char *id, msg_reason_t reason,
               int64_t now_ms, store_event_t *event);
 
-/*  Removes up to max clients that are stale by cutoff, with one event
-    (and tombstone) each, in one transaction: first clients on the
-    default threshold, oldest activity first, then clients with their
-    own, earliest deadline first.  The staleness test runs inside that
-    transaction, so a touch written before it wins.  now_ms is the
-    removal time.  Fills events[0 .. *count - 1]; events must have room
-    for max.  A *count below max means no stale client is left.  On
-    failure nothing is removed and *count is 0.  */
+/*  Removes the clients a sweep found stale in memory, in one
+    transaction: each evict entry whose stored activity is still at most
+    its last_activity_ms goes, with one event (and tombstone) carrying
+    that activity, and gets its node filled in from the store.  A client
+    registered again since the sweep decided, or already removed, is
+    left alone.  Fills events[0 .. *count - 1]; events must have room
+    for evict_count.  On failure nothing is written and *count is 0.  */
 int
-store_evict_batch (store_t *self,
-                   const store_cutoff_t *cutoff,
-                   uint32_t max,
+store_apply_sweep (store_t *self,
+                   store_candidate_t *evict,
+                   uint32_t evict_count,
                    uint64_t sweep,
                    int64_t now_ms,
                    store_event_t *events,
                    uint32_t *count);
-
-/*  Counts the clients that are stale by cutoff into *stale, and calls fn
-    (when not NULL) for up to limit of them in the order
-    store_evict_batch would remove them.  */
-int
-store_stale (store_t *self, const store_cutoff_t *cutoff, uint32_t limit,
-             store_client_fn *fn, void *arg, uint64_t *stale);
 
 /*  Calls fn for up to limit events with seq > since in seq order, only
     those of node when node is not NULL.  */
@@ -243,11 +256,11 @@ store_purge_tombstones (store_t *self, int64_t before_ms, uint32_t max,
 int
 store_client_count (store_t *self, uint64_t *count);
 
-/*  Writes SQLite's query plan of each statement that finds stale clients
-    or purges tombstones into plan, cut to fit size, so that a test can
-    check that each is an index search.  Each step of a plan is one line,
-    for example "own stale select: SEARCH clients USING INDEX
-    clients_deadline (<expr><?)".  */
+/*  Writes SQLite's query plan of the statement that purges tombstones
+    into plan, cut to fit size, so that a test can check that it is an
+    index search.  Each step of a plan is one line, for example
+    "tombstone purge: SEARCH tombstones USING INDEX tombstones_removed
+    (removed_ms<?)".  */
 int
 store_explain (store_t *self, char *plan, size_t size);
 

@@ -55,7 +55,6 @@
 #define LOG_APPLIED "msg=\"fault control applied\""
 #define LOG_INJECTED "msg=\"fault injected\""
 #define LOG_BATCH_FAILED "msg=\"sweep batch failed\""
-#define LOG_SWEEP_FLUSH_FAILED "msg=\"sweep activity flush failed\""
 #define LOG_FLUSH_FAILED "msg=\"activity flush failed\""
 #define LOG_SWEEP_FINISHED "msg=\"sweep finished\""
 
@@ -595,28 +594,28 @@ s_sweep_fails (world_t *world, const char *command, const char *message,
     Cases.  */
 
 /*  The active clients' stored activity dates from their registration,
-    so a sweep past stale-after must write their touches before its
-    first batch.  That flush is what fails.  */
+    so a sweep past stale-after finds them among its candidates and must
+    write their newer activity, in the same transaction as its removals.
+    That batch is what fails, and nothing is removed.  */
 static void
-sweep_flush_write_fails (void **state)
+sweep_refresh_write_fails (void **state)
 {
     world_t *world = *state;
     s_start_registry (world, "60s", "1h");
     s_populate (world);
 
     counts_t before;
-    s_sweep_fails (world, "write fail-after=0 persist=1",
-                   LOG_SWEEP_FLUSH_FAILED, "disk I/O error", &before);
-    assert_true (harness_stat (world->node, "flushes_failed")
-                 > before.flushes_failed);
-    assert_true (s_log_has (world, LOG_FLUSH_FAILED, "disk I/O error",
-                            NULL));
+    s_sweep_fails (world, "write fail-after=0 persist=1", LOG_BATCH_FAILED,
+                   "disk I/O error", &before);
+    assert_true (harness_stat (world->node, "batches_failed")
+                 > before.batches_failed);
+    assert_int_equal (harness_stat (world->node, "evicted"), 0);
 
     //  The next tick tries again and fails again while the fault lasts
-    s_sweep_fails (world, "write fail-after=0 persist=1",
-                   LOG_SWEEP_FLUSH_FAILED, "disk I/O error", &before);
-    assert_true (harness_stat (world->node, "flushes_failed")
-                 > before.flushes_failed);
+    s_sweep_fails (world, "write fail-after=0 persist=1", LOG_BATCH_FAILED,
+                   "disk I/O error", &before);
+    assert_true (harness_stat (world->node, "batches_failed")
+                 > before.batches_failed);
 
     s_check_recovers (world);
     s_stop_and_check_file (world);
@@ -645,11 +644,10 @@ sweep_batch_write_fails (void **state)
 /*  Fails the sweep's writes once each, in turn: fail-after=0, 1, 2, ...
     until a sweep gets past every write.  In WAL mode a transaction's
     writes all happen at its commit, the frame that marks the commit
-    last, so this fails each commit at every point.  The first sweeps
-    fail in the flush of the active clients' activity.  Once a flush
-    succeeded there is nothing left to flush, so the count starts again
-    at 0 and the following sweeps fail in the batches, the later ones
-    after earlier batches of the same sweep committed.  */
+    last, so this fails each commit at every point.  Every batch writes
+    the active clients' newer activity and removes stale clients in one
+    transaction, so the later sweeps fail after earlier batches of the
+    same sweep committed.  */
 static void
 sweep_each_write_fails_once (void **state)
 {
@@ -659,17 +657,13 @@ sweep_each_write_fails_once (void **state)
     lapse_t *node = world->node;
 
     uint64_t fail_after = 0;
-    uint64_t runs = 0;
-    bool flush_failed = true;
-    for (;; fail_after++, runs++) {
-        assert_true (runs < FAIL_AFTER_MAX);
+    for (;; fail_after++) {
+        assert_true (fail_after < FAIL_AFTER_MAX);
         char command[64];
         snprintf (command, sizeof command,
                   "write fail-after=%" PRIu64 " persist=0", fail_after);
         s_inject (world, command);
         int injected = proc_log_count (world->registry, LOG_INJECTED);
-        int flushes_failed = proc_log_count (world->registry,
-                                             LOG_SWEEP_FLUSH_FAILED);
         counts_t before;
         s_counts (world, &before);
 
@@ -677,26 +671,17 @@ sweep_each_write_fails_once (void **state)
         if (proc_log_count (world->registry, LOG_INJECTED) == injected)
             break;
 
-        //  The write that failed was the flush's or a batch's
         if (harness_stat (node, "sweeps_failed") != before.sweeps_failed + 1)
             fail_msg ("write fail-after=%" PRIu64 " fired, yet the sweep "
                       "was not counted as failed", fail_after);
         assert_true (harness_stat (node, "store_errors")
                      > before.store_errors);
-        s_check_sweep_failure_logged (world, NULL, "disk I/O error");
+        s_check_sweep_failure_logged (world, LOG_BATCH_FAILED,
+                                      "disk I/O error");
         s_check_during_fault (world);
-
-        bool was_flush = flush_failed;
-        flush_failed = proc_log_count (world->registry,
-                                       LOG_SWEEP_FLUSH_FAILED)
-                       > flushes_failed;
-        assert_true (was_flush || !flush_failed);
-        if (was_flush && !flush_failed)
-            fail_after = UINT64_MAX;    /* the next run fails write 0 */
     }
 
-    //  Both the flush and the batches failed before the last sweep
-    assert_false (flush_failed);
+    //  At least the first write of the first batch failed once
     assert_true (fail_after > 0);
     assert_int_equal (s_check_events (world), STALE);
     s_check_serving (world);
@@ -825,12 +810,13 @@ touch_flush_write_fails (void **state)
     assert_true (harness_stat (node, "pending_activity") > 0);
     assert_int_equal (s_check_during_fault (world), 0);
 
-    //  A sweep in the meantime fails at its own flush
+    //  A sweep in the meantime fails at its batch, which must write the
+    //  activity the flushes could not
     int64_t stale_at = world->registered_ms + STALE_AFTER_MS + 300;
     assert_eventually (zclock_time () > stale_at, 3 * STALE_AFTER_MS);
     assert_int_equal (harness_wait_past_grace (node, 3 * STALE_AFTER_MS), 0);
-    s_sweep_fails (world, "write fail-after=0 persist=1",
-                   LOG_SWEEP_FLUSH_FAILED, "disk I/O error", &before);
+    s_sweep_fails (world, "write fail-after=0 persist=1", LOG_BATCH_FAILED,
+                   "disk I/O error", &before);
 
     //  Flushes succeed again once the fault is gone
     s_inject (world, "clear");
@@ -848,7 +834,7 @@ int
 main (int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown (sweep_flush_write_fails, s_setup,
+        cmocka_unit_test_setup_teardown (sweep_refresh_write_fails, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (sweep_batch_write_fails, s_setup,
                                          s_teardown),

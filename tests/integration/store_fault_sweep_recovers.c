@@ -176,22 +176,22 @@ store_fault_sweep_recovers (void **state)
     assert_int_equal (lapse_register (node, "late", NULL, 0, NULL), -1);
     assert_int_equal (lapse_error_code (node), MSG_ERR_BUSY);
 
-    //  Touched clients are pending now, so this sweep fails writing
-    //  their activity before it removes anything
+    //  Touched clients are pending now, so this sweep's batch must write
+    //  their activity along with its removals, and fails as a whole
     uint64_t failed = harness_stat (node, "sweeps_failed");
-    uint64_t flushes_failed = harness_stat (node, "flushes_failed");
+    uint64_t batches_failed = harness_stat (node, "batches_failed");
     assert_int_equal (harness_sweep (world->harness, node,
                                      SWEEP_DEADLINE_MS),
                       0);
     assert_true (harness_stat (node, "sweeps_failed") > failed);
-    assert_true (harness_stat (node, "flushes_failed") > flushes_failed);
+    assert_true (harness_stat (node, "batches_failed") > batches_failed);
     assert_int_equal (harness_stat (node, "evicted"), 0);
     assert_true (proc_running (world->registry));
 
     //  Keep the lock past stale-after while the active clients are
     //  touched, so that their stored activity is stale by the time the
-    //  lock goes: the next sweep must write their touches before it
-    //  evicts anything
+    //  lock goes: the next sweep must write their touches instead of
+    //  evicting them
     int64_t locked_until = harness_now_ms () + STALE_AFTER_MS + 500;
     while (harness_now_ms () < locked_until) {
         s_touch_active (world);

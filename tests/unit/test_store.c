@@ -24,9 +24,7 @@
 #define BUSY_TIMEOUT_MS 100
 #define COLLECT_MAX 16
 
-/*  A cutoff for clients on the default threshold only.  */
-#define DEFAULT_CUTOFF(ms)                                                    \
-    (&(store_cutoff_t) { .cutoff_ms = (ms), .now_ms = 0, .own_max_ms = 0 })
+#define COUNT_OF(array) ((uint32_t) (sizeof (array) / sizeof (array)[0]))
 
 typedef struct {
     char dir[64];
@@ -122,16 +120,28 @@ s_register (store_t *store, const char *id, const char *node, int64_t now_ms)
     assert_true (created);
 }
 
+/*  A client a sweep decided to evict, given as the sweep has it: the id
+    and the activity the sweep saw.  */
+static store_candidate_t
+s_decided (const char *id, int64_t activity_ms)
+{
+    store_candidate_t client = { .last_activity_ms = activity_ms };
+    snprintf (client.id, sizeof client.id, "%s", id);
+    return client;
+}
+
+/*  Applies a sweep that decided to evict evict[0 .. evict_count - 1] and
+    checks that it succeeded and removed expected clients.  */
 static void
-s_evict (store_t *store, int64_t cutoff_ms, uint32_t max, int64_t now_ms,
-         store_event_t *events, uint32_t expected)
+s_apply_sweep (store_t *store, store_candidate_t *evict, uint32_t evict_count,
+               uint64_t sweep, int64_t now_ms, store_event_t *events,
+               uint32_t expected)
 {
     uint32_t count = 99;
-    int rc = store_evict_batch (store, DEFAULT_CUTOFF (cutoff_ms), max, 1,
-                                now_ms, events,
-                                &count);
+    int rc = store_apply_sweep (store, evict, evict_count, sweep, now_ms,
+                                events, &count);
     if (rc != 0)
-        print_error ("store_evict_batch: %s\n", store_error (store));
+        print_error ("store_apply_sweep: %s\n", store_error (store));
     assert_int_equal (rc, 0);
     assert_int_equal (count, expected);
 }
@@ -421,15 +431,15 @@ store_open_rejects_newer_schema (void **state)
     fixture_t *fixture = *state;
     store_destroy (&fixture->store);
     sqlite3 *db = s_other_connection (fixture->path,
-                                      "UPDATE meta SET value = 3"
+                                      "UPDATE meta SET value = 4"
                                       " WHERE key = 'schema_version'");
     sqlite3_close (db);
 
     char error[512];
     assert_null (store_open (fixture->path, BUSY_TIMEOUT_MS, error,
                              sizeof error));
-    assert_non_null (strstr (error, "schema version 3"));
-    assert_non_null (strstr (error, "version 2, the newest"));
+    assert_non_null (strstr (error, "schema version 4"));
+    assert_non_null (strstr (error, "version 3, the newest"));
 }
 
 static void
@@ -665,50 +675,13 @@ store_write_activity_skips_unknown_id (void **state)
     assert_int_equal (s_client_count (fixture->store), 1);
 }
 
-static void
-store_stale_counts_and_lists_oldest_first (void **state)
-{
-    fixture_t *fixture = *state;
-    s_register (fixture->store, "a", "n1", 300);
-    s_register (fixture->store, "b", "n1", 100);
-    s_register (fixture->store, "c", "n1", 200);
-    s_register (fixture->store, "d", "n1", 900);
-
-    ids_t ids = {0};
-    uint64_t stale = 0;
-    assert_int_equal (store_stale (fixture->store, DEFAULT_CUTOFF (500), 2,
-                                   s_collect_id, &ids,
-                                   &stale), 0);
-    assert_int_equal (stale, 3);
-    assert_int_equal (ids.count, 2);
-    assert_string_equal (ids.ids[0], "b");
-    assert_string_equal (ids.ids[1], "c");
-    assert_int_equal (s_client_count (fixture->store), 4);
-}
-
 /*  ------------------------------------------------------------------
-    Evictions and events.  */
+    Sweeps and events.  */
 
+/*  A batch removes in the order the sweep lists its clients, which need
+    not be id order, and an empty batch writes nothing.  */
 static void
-store_evict_skips_recent_client (void **state)
-{
-    fixture_t *fixture = *state;
-    s_register (fixture->store, "a", "n1", 100);
-    s_register (fixture->store, "b", "n1", 200);
-    s_register (fixture->store, "c", "n1", 300);
-
-    store_event_t events[10];
-    s_evict (fixture->store, 200, 10, 1000, events, 1);
-    assert_string_equal (events[0].id, "a");
-    store_client_t client;
-    assert_int_equal (store_get (fixture->store, "a", &client),
-                      STORE_NOT_FOUND);
-    assert_int_equal (store_get (fixture->store, "b", &client), 0);
-    assert_int_equal (store_get (fixture->store, "c", &client), 0);
-}
-
-static void
-store_evict_removes_oldest_first_in_batches (void **state)
+store_apply_sweep_removes_in_given_order (void **state)
 {
     fixture_t *fixture = *state;
     s_register (fixture->store, "a", "n1", 500);
@@ -718,20 +691,35 @@ store_evict_removes_oldest_first_in_batches (void **state)
     s_register (fixture->store, "e", "n1", 300);
 
     store_event_t events[2];
-    s_evict (fixture->store, 1000, 2, 2000, events, 2);
+    store_candidate_t first[] = { s_decided ("b", 100), s_decided ("d", 200) };
+    s_apply_sweep (fixture->store, first, COUNT_OF (first), 1, 2000, events,
+                   2);
     assert_string_equal (events[0].id, "b");
+    assert_int_equal (events[0].seq, 1);
     assert_string_equal (events[1].id, "d");
-    s_evict (fixture->store, 1000, 2, 2000, events, 2);
+    assert_int_equal (events[1].seq, 2);
+
+    store_candidate_t second[] = { s_decided ("e", 300), s_decided ("c", 400) };
+    s_apply_sweep (fixture->store, second, COUNT_OF (second), 2, 2000, events,
+                   2);
     assert_string_equal (events[0].id, "e");
+    assert_int_equal (events[0].seq, 3);
     assert_string_equal (events[1].id, "c");
-    s_evict (fixture->store, 1000, 2, 2000, events, 1);
+    assert_int_equal (events[1].seq, 4);
+    assert_int_equal (s_client_count (fixture->store), 1);
+
+    s_apply_sweep (fixture->store, NULL, 0, 3, 2000, NULL, 0);
+    s_range (fixture->store, 1, 4);
+
+    store_candidate_t last[] = { s_decided ("a", 500) };
+    s_apply_sweep (fixture->store, last, COUNT_OF (last), 4, 2000, events, 1);
     assert_string_equal (events[0].id, "a");
-    s_evict (fixture->store, 1000, 2, 2000, events, 0);
+    assert_int_equal (events[0].seq, 5);
     assert_int_equal (s_client_count (fixture->store), 0);
 }
 
 static void
-store_evict_writes_gapless_events_with_node_prev (void **state)
+store_apply_sweep_writes_gapless_events_with_node_prev (void **state)
 {
     fixture_t *fixture = *state;
     s_register (fixture->store, "a", "n1", 100);
@@ -741,39 +729,120 @@ store_evict_writes_gapless_events_with_node_prev (void **state)
     s_register (fixture->store, "e", "n1", 500);
 
     store_event_t events[3];
-    s_evict (fixture->store, 1000, 3, 2000, events, 3);
-    s_evict (fixture->store, 1000, 3, 3000, events, 2);
+    store_candidate_t first[] = {
+        s_decided ("a", 100), s_decided ("b", 200), s_decided ("c", 300),
+    };
+    s_apply_sweep (fixture->store, first, COUNT_OF (first), 1, 2000, events,
+                   3);
+    store_candidate_t second[] = { s_decided ("d", 400), s_decided ("e", 500) };
+    s_apply_sweep (fixture->store, second, COUNT_OF (second), 2, 3000, events,
+                   2);
 
     /*  seq:  1 a n1, 2 b n2, 3 c n1, 4 d n2, 5 e n1.  */
     const uint64_t prev[] = {0, 0, 1, 2, 3};
+    const char *const nodes[] = {"n1", "n2", "n1", "n2", "n1"};
     events_t all;
     s_events_since (fixture->store, 0, NULL, &all);
     assert_int_equal (all.count, 5);
     for (int i = 0; i < 5; i++) {
         assert_int_equal (all.events[i].seq, i + 1);
         assert_int_equal (all.events[i].prev, prev[i]);
+        assert_string_equal (all.events[i].node, nodes[i]);
         assert_int_equal (all.events[i].reason, MSG_REASON_STALE);
-        assert_int_equal (all.events[i].sweep, 1);
+        assert_int_equal (all.events[i].sweep, i < 3 ? 1 : 2);
         assert_int_equal (all.events[i].last_activity_ms, 100 * (i + 1));
+        assert_int_equal (all.events[i].removed_ms, i < 3 ? 2000 : 3000);
     }
-    assert_int_equal (all.events[2].removed_ms, 2000);
-    assert_int_equal (all.events[3].removed_ms, 3000);
     assert_int_equal (events[1].seq, 5);
     assert_int_equal (events[1].prev, 3);
 }
 
+/*  One batch with five nodes interleaved: each event's prev is its own
+    node's previous seq, also on a node whose previous event came from
+    an earlier store_remove.  */
 static void
-store_evict_fails_busy_and_leaves_store_unchanged (void **state)
+store_apply_sweep_links_prev_across_many_nodes (void **state)
+{
+    fixture_t *fixture = *state;
+    enum { CLIENTS = 12, NODES = 5 };
+    char ids[CLIENTS][8], nodes[NODES][8];
+    for (int node = 0; node < NODES; node++)
+        snprintf (nodes[node], sizeof nodes[node], "n%d", node);
+    for (int i = 0; i < CLIENTS; i++) {
+        snprintf (ids[i], sizeof ids[i], "c%02d", i);
+        s_register (fixture->store, ids[i], nodes[i % NODES], 100 + i);
+    }
+
+    //  An earlier removal on n3 gives that node seq 1
+    s_register (fixture->store, "gone", "n3", 50);
+    store_event_t event;
+    assert_int_equal (store_remove (fixture->store, "gone",
+                                    MSG_REASON_OPERATOR, 500, &event), 0);
+    assert_int_equal (event.seq, 1);
+
+    store_candidate_t evict[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++)
+        evict[i] = s_decided (ids[i], 100 + i);
+    store_event_t events[CLIENTS];
+    s_apply_sweep (fixture->store, evict, CLIENTS, 9, 1000, events, CLIENTS);
+
+    uint64_t node_last[NODES] = {0, 0, 0, 1, 0};
+    for (int i = 0; i < CLIENTS; i++) {
+        assert_string_equal (events[i].id, ids[i]);
+        assert_string_equal (events[i].node, nodes[i % NODES]);
+        assert_string_equal (evict[i].node, nodes[i % NODES]);
+        assert_int_equal (events[i].seq, 2 + i);
+        assert_int_equal (events[i].prev, node_last[i % NODES]);
+        node_last[i % NODES] = events[i].seq;
+    }
+
+    //  The next removal on each node links to the newest seq of the batch
+    for (int node = 0; node < NODES; node++) {
+        char id[16];
+        snprintf (id, sizeof id, "late-%d", node);
+        s_register (fixture->store, id, nodes[node], 2000);
+        assert_int_equal (store_remove (fixture->store, id,
+                                        MSG_REASON_OPERATOR, 3000, &event),
+                          0);
+        assert_int_equal (event.prev, node_last[node]);
+    }
+}
+
+/*  The store fills in each removed client's node from its row, since a
+    sweep may know a client only by id.  */
+static void
+store_apply_sweep_takes_node_from_row (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n2", 100);
+
+    store_candidate_t evict[] = { s_decided ("a", 100) };
+    snprintf (evict[0].node, sizeof evict[0].node, "%s", "wrong");
+    store_event_t events[1];
+    s_apply_sweep (fixture->store, evict, COUNT_OF (evict), 1, 2000, events,
+                   1);
+    assert_string_equal (evict[0].node, "n2");
+    assert_string_equal (events[0].node, "n2");
+
+    events_t n2;
+    s_events_since (fixture->store, 0, "n2", &n2);
+    assert_int_equal (n2.count, 1);
+    s_events_since (fixture->store, 0, "wrong", &n2);
+    assert_int_equal (n2.count, 0);
+}
+
+static void
+store_apply_sweep_fails_busy_and_leaves_store_unchanged (void **state)
 {
     fixture_t *fixture = *state;
     s_register (fixture->store, "a", "n1", 100);
     s_register (fixture->store, "b", "n1", 200);
     sqlite3 *other = s_other_connection (fixture->path, "BEGIN IMMEDIATE");
 
-    store_event_t events[10];
+    store_candidate_t evict[] = { s_decided ("a", 100), s_decided ("b", 200) };
+    store_event_t events[2];
     uint32_t count = 99;
-    assert_int_equal (store_evict_batch (fixture->store,
-                                         DEFAULT_CUTOFF (1000), 10, 1, 2000,
+    assert_int_equal (store_apply_sweep (fixture->store, evict, 2, 1, 2000,
                                          events, &count), -1);
     assert_int_equal (count, 0);
     assert_true (store_busy (fixture->store));
@@ -783,17 +852,17 @@ store_evict_fails_busy_and_leaves_store_unchanged (void **state)
     s_range (fixture->store, 0, 0);
 
     s_exec (other, "ROLLBACK");
-    s_evict (fixture->store, 1000, 10, 2000, events, 2);
+    s_apply_sweep (fixture->store, evict, 2, 1, 2000, events, 2);
     assert_int_equal (events[0].seq, 1);
     assert_int_equal (events[1].seq, 2);
     sqlite3_close (other);
 }
 
 /*  A touch that commits while a sweep waits for the write lock is seen
-    by that sweep, because the staleness test runs inside its write
+    by that sweep, because the activity test runs inside its write
     transaction.  */
 static void
-store_evict_keeps_client_touched_before_it (void **state)
+store_apply_sweep_keeps_client_touched_before_it (void **state)
 {
     fixture_t *fixture = *state;
     s_register (fixture->store, "a", "n1", 100);
@@ -802,22 +871,24 @@ store_evict_keeps_client_touched_before_it (void **state)
     s_exec (other, "UPDATE clients SET last_activity_ms = 900"
                    " WHERE id = 'a'");
 
-    store_event_t events[10];
+    store_candidate_t evict[] = { s_decided ("a", 100), s_decided ("b", 200) };
+    store_event_t events[2];
     uint32_t count;
-    assert_int_equal (store_evict_batch (fixture->store,
-                                         DEFAULT_CUTOFF (500), 10, 1, 1000,
+    assert_int_equal (store_apply_sweep (fixture->store, evict, 2, 1, 1000,
                                          events, &count), -1);
     assert_true (store_busy (fixture->store));
 
     s_exec (other, "COMMIT");
     sqlite3_close (other);
-    s_evict (fixture->store, 500, 10, 1000, events, 1);
+    s_apply_sweep (fixture->store, evict, 2, 1, 1000, events, 1);
     assert_string_equal (events[0].id, "b");
+    assert_int_equal (events[0].seq, 1);
     assert_int_equal (s_activity (fixture->store, "a"), 900);
+    s_range (fixture->store, 1, 1);
 }
 
 static void
-store_evict_rolls_back_on_failure (void **state)
+store_apply_sweep_rolls_back_and_retries (void **state)
 {
     fixture_t *fixture = *state;
     s_register (fixture->store, "a", "n1", 100);
@@ -827,10 +898,10 @@ store_evict_rolls_back_on_failure (void **state)
                       " WHEN NEW.seq = 2"
                       " BEGIN SELECT RAISE (ABORT, 'injected'); END");
 
-    store_event_t events[10];
+    store_candidate_t evict[] = { s_decided ("a", 100), s_decided ("b", 200) };
+    store_event_t events[2];
     uint32_t count = 99;
-    assert_int_equal (store_evict_batch (fixture->store,
-                                         DEFAULT_CUTOFF (1000), 10, 1, 2000,
+    assert_int_equal (store_apply_sweep (fixture->store, evict, 2, 1, 2000,
                                          events, &count), -1);
     assert_int_equal (count, 0);
     assert_false (store_busy (fixture->store));
@@ -840,12 +911,44 @@ store_evict_rolls_back_on_failure (void **state)
     s_range (fixture->store, 0, 0);
     s_assert_no_transaction (fixture->path);
 
+    //  The retry starts from the same seq and the same node prev
     s_remove_failure (fixture->path);
-    s_evict (fixture->store, 1000, 10, 2000, events, 2);
+    s_apply_sweep (fixture->store, evict, 2, 1, 2000, events, 2);
     assert_int_equal (events[0].seq, 1);
     assert_int_equal (events[0].prev, 0);
     assert_int_equal (events[1].seq, 2);
     assert_int_equal (events[1].prev, 1);
+}
+
+/*  A failure in the last step, writing node_seq after every event, also
+    rolls back the whole batch.  */
+static void
+store_apply_sweep_rolls_back_on_node_seq_failure (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n2", 200);
+    s_inject_failure (fixture->path,
+                      "CREATE TRIGGER fail BEFORE INSERT ON node_seq"
+                      " WHEN NEW.node = 'n2'"
+                      " BEGIN SELECT RAISE (ABORT, 'injected'); END");
+
+    store_candidate_t evict[] = { s_decided ("a", 100), s_decided ("b", 200) };
+    store_event_t events[2];
+    uint32_t count = 99;
+    assert_int_equal (store_apply_sweep (fixture->store, evict, 2, 1, 2000,
+                                         events, &count), -1);
+    assert_int_equal (count, 0);
+    assert_non_null (strstr (store_error (fixture->store),
+                             "evict batch: injected"));
+    assert_int_equal (s_client_count (fixture->store), 2);
+    s_range (fixture->store, 0, 0);
+    s_assert_no_transaction (fixture->path);
+
+    s_remove_failure (fixture->path);
+    s_apply_sweep (fixture->store, evict, 2, 1, 2000, events, 2);
+    assert_int_equal (events[1].seq, 2);
+    assert_int_equal (events[1].prev, 0);
 }
 
 static void
@@ -923,8 +1026,12 @@ store_event_range_reports_first_and_last (void **state)
     s_register (fixture->store, "a", "n1", 100);
     s_register (fixture->store, "b", "n1", 200);
     s_register (fixture->store, "c", "n1", 300);
+    store_candidate_t evict[] = {
+        s_decided ("a", 100), s_decided ("b", 200), s_decided ("c", 300),
+    };
     store_event_t events[3];
-    s_evict (fixture->store, 1000, 3, 2000, events, 3);
+    s_apply_sweep (fixture->store, evict, COUNT_OF (evict), 1, 2000, events,
+                   3);
     s_range (fixture->store, 1, 3);
 
     uint32_t deleted;
@@ -942,8 +1049,13 @@ store_events_since_filters_by_node (void **state)
     s_register (fixture->store, "b", "n2", 200);
     s_register (fixture->store, "c", "n1", 300);
     s_register (fixture->store, "d", "n1", 400);
+    store_candidate_t evict[] = {
+        s_decided ("a", 100), s_decided ("b", 200), s_decided ("c", 300),
+        s_decided ("d", 400),
+    };
     store_event_t events[4];
-    s_evict (fixture->store, 1000, 4, 2000, events, 4);
+    s_apply_sweep (fixture->store, evict, COUNT_OF (evict), 1, 2000, events,
+                   4);
 
     events_t n1;
     s_events_since (fixture->store, 0, "n1", &n1);
@@ -966,8 +1078,12 @@ store_events_since_stops_at_limit (void **state)
     s_register (fixture->store, "a", "n1", 100);
     s_register (fixture->store, "b", "n1", 200);
     s_register (fixture->store, "c", "n1", 300);
+    store_candidate_t evict[] = {
+        s_decided ("a", 100), s_decided ("b", 200), s_decided ("c", 300),
+    };
     store_event_t events[3];
-    s_evict (fixture->store, 1000, 3, 2000, events, 3);
+    s_apply_sweep (fixture->store, evict, COUNT_OF (evict), 1, 2000, events,
+                   3);
 
     events_t some = {0};
     assert_int_equal (store_events_since (fixture->store, 1, NULL, 1,
@@ -983,8 +1099,12 @@ store_prune_keeps_newest_event (void **state)
     s_register (fixture->store, "a", "n1", 100);
     s_register (fixture->store, "b", "n1", 200);
     s_register (fixture->store, "c", "n1", 300);
+    store_candidate_t evict[] = {
+        s_decided ("a", 100), s_decided ("b", 200), s_decided ("c", 300),
+    };
     store_event_t events[3];
-    s_evict (fixture->store, 1000, 3, 2000, events, 3);
+    s_apply_sweep (fixture->store, evict, COUNT_OF (evict), 1, 2000, events,
+                   3);
 
     uint32_t deleted = 99;
     assert_int_equal (store_prune_events (fixture->store, 9000, 100,
@@ -1004,10 +1124,13 @@ store_prune_keeps_recent_events (void **state)
     s_register (fixture->store, "a", "n1", 100);
     s_register (fixture->store, "b", "n1", 200);
     s_register (fixture->store, "c", "n1", 300);
+    store_candidate_t evict[] = {
+        s_decided ("a", 100), s_decided ("b", 200), s_decided ("c", 300),
+    };
     store_event_t events[1];
-    s_evict (fixture->store, 1000, 1, 2000, events, 1);
-    s_evict (fixture->store, 1000, 1, 4000, events, 1);
-    s_evict (fixture->store, 1000, 1, 6000, events, 1);
+    s_apply_sweep (fixture->store, &evict[0], 1, 1, 2000, events, 1);
+    s_apply_sweep (fixture->store, &evict[1], 1, 2, 4000, events, 1);
+    s_apply_sweep (fixture->store, &evict[2], 1, 3, 6000, events, 1);
 
     uint32_t deleted = 99;
     assert_int_equal (store_prune_events (fixture->store, 3000, 100,
@@ -1016,9 +1139,6 @@ store_prune_keeps_recent_events (void **state)
     s_range (fixture->store, 2, 3);
 }
 
-/*  Pruning every event but the newest keeps seq and each node's prev
-    going: the next event continues from the last seq, and a node whose
-    events were all pruned still gets its last seq as prev.  */
 static void
 store_prune_rolls_back_on_failure (void **state)
 {
@@ -1026,8 +1146,12 @@ store_prune_rolls_back_on_failure (void **state)
     s_register (fixture->store, "a", "n1", 100);
     s_register (fixture->store, "b", "n1", 200);
     s_register (fixture->store, "c", "n1", 300);
+    store_candidate_t evict[] = {
+        s_decided ("a", 100), s_decided ("b", 200), s_decided ("c", 300),
+    };
     store_event_t events[3];
-    s_evict (fixture->store, 1000, 3, 2000, events, 3);
+    s_apply_sweep (fixture->store, evict, COUNT_OF (evict), 1, 2000, events,
+                   3);
     s_inject_failure (fixture->path,
                       "CREATE TRIGGER fail BEFORE DELETE ON events"
                       " WHEN OLD.seq = 2"
@@ -1043,6 +1167,9 @@ store_prune_rolls_back_on_failure (void **state)
     s_assert_no_transaction (fixture->path);
 }
 
+/*  Pruning every event but the newest keeps seq and each node's prev
+    going: the next event continues from the last seq, and a node whose
+    events were all pruned still gets its last seq as prev.  */
 static void
 store_prune_keeps_seq_and_prev_going (void **state)
 {
@@ -1050,15 +1177,21 @@ store_prune_keeps_seq_and_prev_going (void **state)
     s_register (fixture->store, "a", "n1", 100);
     s_register (fixture->store, "b", "n2", 200);
     s_register (fixture->store, "c", "n2", 300);
+    store_candidate_t evict[] = {
+        s_decided ("a", 100), s_decided ("b", 200), s_decided ("c", 300),
+    };
     store_event_t events[3];
-    s_evict (fixture->store, 1000, 3, 2000, events, 3);
+    s_apply_sweep (fixture->store, evict, COUNT_OF (evict), 1, 2000, events,
+                   3);
     uint32_t deleted;
     assert_int_equal (store_prune_events (fixture->store, 9000, 100,
                                           &deleted), 0);
     assert_int_equal (deleted, 2);
 
     s_register (fixture->store, "d", "n1", 400);
-    s_evict (fixture->store, 1000, 3, 9000, events, 1);
+    store_candidate_t late[] = { s_decided ("d", 400) };
+    s_apply_sweep (fixture->store, late, COUNT_OF (late), 2, 9000, events, 1);
+    assert_string_equal (events[0].node, "n1");
     assert_int_equal (events[0].seq, 4);
     assert_int_equal (events[0].prev, 1);
     s_range (fixture->store, 3, 4);
@@ -1070,13 +1203,16 @@ store_last_seq_survives_reopen (void **state)
     fixture_t *fixture = *state;
     s_register (fixture->store, "a", "n1", 100);
     s_register (fixture->store, "b", "n1", 200);
+    store_candidate_t evict[] = { s_decided ("a", 100), s_decided ("b", 200) };
     store_event_t events[2];
-    s_evict (fixture->store, 1000, 2, 2000, events, 2);
+    s_apply_sweep (fixture->store, evict, COUNT_OF (evict), 1, 2000, events,
+                   2);
     s_reopen (fixture);
     s_range (fixture->store, 1, 2);
 
     s_register (fixture->store, "c", "n1", 300);
-    s_evict (fixture->store, 1000, 2, 3000, events, 1);
+    store_candidate_t late[] = { s_decided ("c", 300) };
+    s_apply_sweep (fixture->store, late, COUNT_OF (late), 2, 3000, events, 1);
     assert_int_equal (events[0].seq, 3);
     assert_int_equal (events[0].prev, 2);
 }
@@ -1093,31 +1229,74 @@ store_integrity_check_reports_ok (void **state)
 }
 
 /*  ------------------------------------------------------------------
-    Schema version 2: migration and index use.  */
+    Schema versions and migration.  */
+
+/*  The tables of schema version 1, as s_schema_v1 in store.c creates
+    them, without its meta rows.  */
+#define SCHEMA_V1_TABLES                                                      \
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"       \
+    "CREATE TABLE clients (id TEXT PRIMARY KEY, node TEXT NOT NULL,"          \
+    "    registered_ms INTEGER NOT NULL,"                                     \
+    "    last_activity_ms INTEGER NOT NULL, meta BLOB);"                      \
+    "CREATE INDEX clients_activity ON clients (last_activity_ms);"            \
+    "CREATE INDEX clients_node ON clients (node, id);"                        \
+    "CREATE TABLE events (seq INTEGER PRIMARY KEY,"                           \
+    "    prev INTEGER NOT NULL, id TEXT NOT NULL, node TEXT NOT NULL,"        \
+    "    reason TEXT NOT NULL"                                                \
+    "        CHECK (reason IN ('stale', 'deregistered', 'operator')),"        \
+    "    last_activity_ms INTEGER NOT NULL,"                                  \
+    "    removed_ms INTEGER NOT NULL, sweep INTEGER NOT NULL);"               \
+    "CREATE INDEX events_node ON events (node, seq);"                         \
+    "CREATE TABLE node_seq (node TEXT PRIMARY KEY, seq INTEGER NOT NULL);"
+
+/*  The step from version 1 to version 2, as s_schema_v2 in store.c
+    applies it: own thresholds, their partial indexes, and tombstones.  */
+#define SCHEMA_V2_STEP                                                        \
+    "ALTER TABLE clients ADD COLUMN stale_after_ms INTEGER"                   \
+    "    CHECK (stale_after_ms IS NULL OR stale_after_ms > 0);"               \
+    "DROP INDEX clients_activity;"                                            \
+    "CREATE INDEX clients_activity ON clients (last_activity_ms)"             \
+    "    WHERE stale_after_ms IS NULL;"                                       \
+    "CREATE INDEX clients_deadline"                                           \
+    "    ON clients (last_activity_ms + stale_after_ms, stale_after_ms)"      \
+    "    WHERE stale_after_ms IS NOT NULL;"                                   \
+    "CREATE TABLE tombstones (id TEXT PRIMARY KEY, node TEXT NOT NULL,"       \
+    "    reason TEXT NOT NULL"                                                \
+    "        CHECK (reason IN ('stale', 'deregistered', 'operator')),"        \
+    "    last_activity_ms INTEGER NOT NULL,"                                  \
+    "    removed_ms INTEGER NOT NULL, seq INTEGER NOT NULL);"                 \
+    "CREATE INDEX tombstones_node ON tombstones (node, id);"                  \
+    "CREATE INDEX tombstones_removed ON tombstones (removed_ms);"
 
 /*  A store file as version 1 of the schema left it: clients without
     stale_after_ms, no tombstones table, one event.  */
 static const char s_version_1_file[] =
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    SCHEMA_V1_TABLES
     "INSERT INTO meta (key, value) VALUES ('last_seq', 1);"
     "INSERT INTO meta (key, value) VALUES ('schema_version', 1);"
-    "CREATE TABLE clients (id TEXT PRIMARY KEY, node TEXT NOT NULL,"
-    "    registered_ms INTEGER NOT NULL,"
-    "    last_activity_ms INTEGER NOT NULL, meta BLOB);"
-    "CREATE INDEX clients_activity ON clients (last_activity_ms);"
-    "CREATE INDEX clients_node ON clients (node, id);"
-    "CREATE TABLE events (seq INTEGER PRIMARY KEY,"
-    "    prev INTEGER NOT NULL, id TEXT NOT NULL, node TEXT NOT NULL,"
-    "    reason TEXT NOT NULL"
-    "        CHECK (reason IN ('stale', 'deregistered', 'operator')),"
-    "    last_activity_ms INTEGER NOT NULL,"
-    "    removed_ms INTEGER NOT NULL, sweep INTEGER NOT NULL);"
-    "CREATE INDEX events_node ON events (node, seq);"
-    "CREATE TABLE node_seq (node TEXT PRIMARY KEY, seq INTEGER NOT NULL);"
     "INSERT INTO clients VALUES ('old', 'n1', 100, 100, x'6d');"
     "INSERT INTO clients VALUES ('new', 'n1', 100, 900, NULL);"
     "INSERT INTO events VALUES (1, 0, 'gone', 'n1', 'stale', 50, 60, 1);"
     "INSERT INTO node_seq VALUES ('n1', 1);";
+
+/*  A store file as version 2 of the schema left it: clients in a rowid
+    table with both activity indexes, clients with and without their own
+    threshold and meta, two events on two nodes, and one tombstone.  */
+static const char s_version_2_file[] =
+    SCHEMA_V1_TABLES
+    SCHEMA_V2_STEP
+    "INSERT INTO meta (key, value) VALUES ('last_seq', 2);"
+    "INSERT INTO meta (key, value) VALUES ('schema_version', 2);"
+    "INSERT INTO clients (id, node, registered_ms, last_activity_ms, meta,"
+    "    stale_after_ms) VALUES"
+    "    ('plain', 'n1', 100, 700, x'6d65', NULL),"
+    "    ('own', 'n2', 200, 800, x'00ff10', 90000),"
+    "    ('bare', 'n1', 300, 300, NULL, NULL),"
+    "    ('own-bare', 'n2', 400, 950, NULL, 60000);"
+    "INSERT INTO events VALUES (1, 0, 'gone', 'n1', 'operator', 50, 60, 0);"
+    "INSERT INTO events VALUES (2, 0, 'lost', 'n2', 'stale', 70, 80, 4);"
+    "INSERT INTO node_seq VALUES ('n1', 1), ('n2', 2);"
+    "INSERT INTO tombstones VALUES ('gone', 'n1', 'operator', 50, 60, 1);";
 
 /*  Runs a query that returns one integer on a second connection.  */
 static int64_t
@@ -1135,26 +1314,109 @@ s_query_other (const char *path, const char *sql)
     return value;
 }
 
+/*  Writes a file at dir/name with the tables and rows of sql, and sets
+    path to it.  */
+static void
+s_write_old_file (const char *dir, const char *name, const char *sql,
+                  char *path, size_t size)
+{
+    snprintf (path, size, "%s/%s", dir, name);
+    sqlite3 *db = s_other_connection (path, sql);
+    assert_int_equal (sqlite3_close (db), SQLITE_OK);
+}
+
+static int64_t
+s_schema_version_of (const char *path)
+{
+    return s_query_other (path, "SELECT value FROM meta"
+                          " WHERE key = 'schema_version'");
+}
+
+/*  Checks that the file at path has the clients table of version 3: no
+    rowid, and clients_node as its only index besides the primary key,
+    which a WITHOUT ROWID table keeps in the table itself.  */
+static void
+s_assert_version_3_clients (const char *path)
+{
+    assert_int_equal (s_query_other (path, "SELECT count(*) FROM sqlite_master"
+                                     " WHERE type = 'table'"
+                                     " AND name = 'clients'"
+                                     " AND sql LIKE '%WITHOUT ROWID'"),
+                      1);
+    assert_int_equal (s_query_other (path, "SELECT count(*) FROM sqlite_master"
+                                     " WHERE name = 'clients_v3'"),
+                      0);
+
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    assert_int_equal (sqlite3_open (path, &db), SQLITE_OK);
+    assert_int_equal (sqlite3_prepare_v2 (db, "SELECT rowid FROM clients",
+                                          -1, &stmt, NULL),
+                      SQLITE_ERROR);
+    assert_null (stmt);
+    assert_string_equal (sqlite3_errmsg (db), "no such column: rowid");
+    sqlite3_close (db);
+
+    //  A rowid table with a TEXT primary key would also list its
+    //  sqlite_autoindex_clients_1 here
+    assert_int_equal (s_query_other (path, "SELECT count(*) FROM sqlite_master"
+                                     " WHERE type = 'index'"
+                                     " AND tbl_name = 'clients'"),
+                      1);
+    assert_int_equal (s_query_other (path, "SELECT count(*) FROM sqlite_master"
+                                     " WHERE type = 'index'"
+                                     " AND name = 'clients_node'"
+                                     " AND sql LIKE '%(node, id)'"),
+                      1);
+    assert_int_equal (s_query_other (path, "SELECT count(*) FROM sqlite_master"
+                                     " WHERE name IN ('clients_activity',"
+                                     " 'clients_deadline')"),
+                      0);
+}
+
+static void
+store_open_creates_version_3_schema (void **state)
+{
+    fixture_t *fixture = *state;
+    assert_int_equal (s_schema_version_of (fixture->path), 3);
+    s_assert_version_3_clients (fixture->path);
+    assert_int_equal (s_query_other (fixture->path, "SELECT count(*) FROM"
+                                     " sqlite_master WHERE name IN"
+                                     " ('tombstones', 'tombstones_node',"
+                                     " 'tombstones_removed', 'events_node',"
+                                     " 'node_seq')"),
+                      5);
+
+    //  The clustered table still serves every client call
+    s_register (fixture->store, "b", "n2", 200);
+    s_register (fixture->store, "a", "n1", 100);
+    ids_t page;
+    s_list (fixture->store, NULL, NULL, 10, &page);
+    assert_int_equal (page.count, 2);
+    assert_string_equal (page.ids[0], "a");
+    assert_string_equal (page.ids[1], "b");
+    s_list (fixture->store, NULL, "n2", 10, &page);
+    assert_int_equal (page.count, 1);
+    assert_string_equal (page.ids[0], "b");
+}
+
 static void
 store_migrates_version_1_file (void **state)
 {
     fixture_t *fixture = *state;
     char path[160];
-    snprintf (path, sizeof path, "%s/v1.db", fixture->dir);
-    sqlite3 *db = s_other_connection (path, s_version_1_file);
-    sqlite3_close (db);
+    s_write_old_file (fixture->dir, "v1.db", s_version_1_file, path,
+                      sizeof path);
 
     store_destroy (&fixture->store);
     fixture->store = s_open (path);
     assert_non_null (fixture->store);
-    assert_int_equal (s_query_other (path, "SELECT value FROM meta"
-                                     " WHERE key = 'schema_version'"),
-                      2);
+    assert_int_equal (s_schema_version_of (path), 3);
     assert_int_equal (s_query_other (path, "SELECT count(*) FROM"
                                      " sqlite_master WHERE name IN"
-                                     " ('clients_deadline', 'tombstones',"
-                                     " 'tombstones_removed')"),
-                      3);
+                                     " ('tombstones', 'tombstones_removed')"),
+                      2);
+    s_assert_version_3_clients (path);
 
     //  Rows, seq and prev carry over, and both clients follow the default
     store_client_t client;
@@ -1162,45 +1424,171 @@ store_migrates_version_1_file (void **state)
     assert_int_equal (client.last_activity_ms, 100);
     assert_int_equal (client.stale_after_ms, 0);
     assert_int_equal (client.meta_len, 1);
+    assert_memory_equal (client.meta, "m", 1);
+    assert_int_equal (store_get (fixture->store, "new", &client), 0);
+    assert_string_equal (client.node, "n1");
+    assert_int_equal (client.registered_ms, 100);
+    assert_int_equal (client.last_activity_ms, 900);
+    assert_int_equal (client.meta_len, 0);
     s_range (fixture->store, 1, 1);
-    store_event_t events[4];
-    s_evict (fixture->store, 500, 4, 2000, events, 1);
+    store_candidate_t evict[] = { s_decided ("old", 100) };
+    store_event_t events[1];
+    s_apply_sweep (fixture->store, evict, COUNT_OF (evict), 2, 2000, events,
+                   1);
     assert_string_equal (events[0].id, "old");
     assert_int_equal (events[0].seq, 2);
     assert_int_equal (events[0].prev, 1);
 
     //  The new column and table work on the migrated file
-    s_register (fixture->store, "own", "n1", 100);
     bool created;
     assert_int_equal (store_register (fixture->store, "own", "n1", NULL, 0,
                                       300, 100, &created), 0);
+    assert_true (created);
+    assert_int_equal (store_get (fixture->store, "own", &client), 0);
+    assert_int_equal (client.stale_after_ms, 300);
     store_set_tombstones (fixture->store, true);
-    store_cutoff_t cutoff = { INT64_MIN, 1000, 1000 };
-    uint32_t count = 0;
-    assert_int_equal (store_evict_batch (fixture->store, &cutoff, 4, 2,
-                                         3000, events, &count), 0);
-    assert_int_equal (count, 1);
+    store_candidate_t own[] = { s_decided ("own", 100) };
+    s_apply_sweep (fixture->store, own, COUNT_OF (own), 3, 3000, events, 1);
     store_tombstone_t tombstone;
     assert_int_equal (store_get_tombstone (fixture->store, "own",
                                            &tombstone), 0);
     assert_int_equal (tombstone.seq, 3);
 }
 
+/*  What a version 2 file held, client by client, as store_get reads it
+    after the migration.  */
+static const struct {
+    const char *id;
+    const char *node;
+    int64_t registered_ms;
+    int64_t last_activity_ms;
+    const char *meta;
+    size_t meta_len;
+    int64_t stale_after_ms;
+} s_version_2_clients[] = {
+    { "bare", "n1", 300, 300, "", 0, 0 },
+    { "own", "n2", 200, 800, "\x00\xff\x10", 3, 90000 },
+    { "own-bare", "n2", 400, 950, "", 0, 60000 },
+    { "plain", "n1", 100, 700, "me", 2, 0 },
+};
+
+static void
+store_migrates_version_2_file (void **state)
+{
+    fixture_t *fixture = *state;
+    char path[160];
+    s_write_old_file (fixture->dir, "v2.db", s_version_2_file, path,
+                      sizeof path);
+    assert_int_equal (s_query_other (path, "SELECT count(*) FROM clients"
+                                     " WHERE rowid > 0"),
+                      4);
+
+    store_destroy (&fixture->store);
+    fixture->store = s_open (path);
+    assert_non_null (fixture->store);
+    assert_int_equal (s_schema_version_of (path), 3);
+    s_assert_version_3_clients (path);
+
+    //  Every field of every client survives the copy
+    size_t clients = sizeof s_version_2_clients / sizeof s_version_2_clients[0];
+    assert_int_equal (s_client_count (fixture->store), clients);
+    for (size_t i = 0; i < clients; i++) {
+        store_client_t client;
+        memset (&client, 0xa5, sizeof client);
+        assert_int_equal (store_get (fixture->store,
+                                     s_version_2_clients[i].id, &client), 0);
+        assert_string_equal (client.id, s_version_2_clients[i].id);
+        assert_string_equal (client.node, s_version_2_clients[i].node);
+        assert_int_equal (client.registered_ms,
+                          s_version_2_clients[i].registered_ms);
+        assert_int_equal (client.last_activity_ms,
+                          s_version_2_clients[i].last_activity_ms);
+        assert_int_equal (client.meta_len, s_version_2_clients[i].meta_len);
+        assert_memory_equal (client.meta, s_version_2_clients[i].meta,
+                             s_version_2_clients[i].meta_len);
+        assert_int_equal (client.stale_after_ms,
+                          s_version_2_clients[i].stale_after_ms);
+    }
+    int64_t min = 0;
+    assert_int_equal (store_min_stale_after (fixture->store, &min), 0);
+    assert_int_equal (min, 60000);
+
+    //  The rebuilt clients_node serves listing by node in id order
+    ids_t page;
+    s_list (fixture->store, NULL, "n2", 10, &page);
+    assert_int_equal (page.count, 2);
+    assert_string_equal (page.ids[0], "own");
+    assert_string_equal (page.ids[1], "own-bare");
+
+    //  Events, node seqs and tombstones were not touched
+    s_range (fixture->store, 1, 2);
+    store_tombstone_t tombstone;
+    assert_int_equal (store_get_tombstone (fixture->store, "gone",
+                                           &tombstone), 0);
+    assert_int_equal (tombstone.reason, MSG_REASON_OPERATOR);
+    assert_int_equal (tombstone.seq, 1);
+    store_candidate_t evict[] = { s_decided ("own", 800) };
+    store_event_t events[1];
+    s_apply_sweep (fixture->store, evict, COUNT_OF (evict), 5, 2000, events,
+                   1);
+    assert_int_equal (events[0].seq, 3);
+    assert_int_equal (events[0].prev, 2);
+    assert_string_equal (events[0].node, "n2");
+
+    char result[256];
+    assert_int_equal (store_integrity_check (fixture->store, result,
+                                             sizeof result), 0);
+    assert_string_equal (result, "ok");
+}
+
+/*  The migration runs in one transaction, so a step that fails leaves
+    the file as version 2 with its rowid table and every client.  A table
+    left under the copy's name makes the copy's CREATE TABLE fail.  */
+static void
+store_failed_migration_keeps_version_2_file (void **state)
+{
+    fixture_t *fixture = *state;
+    char path[160];
+    s_write_old_file (fixture->dir, "v2.db", s_version_2_file, path,
+                      sizeof path);
+    sqlite3 *db = s_other_connection (path, "CREATE TABLE clients_v3 (x)");
+    sqlite3_close (db);
+
+    char error[512];
+    store_t *store = store_open (path, BUSY_TIMEOUT_MS, error, sizeof error);
+    assert_null (store);
+    if (!strstr (error, "clients_v3 already exists"))
+        print_error ("store_open: %s\n", error);
+    assert_non_null (strstr (error, "create schema"));
+    assert_non_null (strstr (error, "clients_v3 already exists"));
+
+    assert_int_equal (s_schema_version_of (path), 2);
+    assert_int_equal (s_query_other (path, "SELECT count(*) FROM clients"
+                                     " WHERE rowid > 0"),
+                      4);
+    assert_int_equal (s_query_other (path, "SELECT count(*) FROM sqlite_master"
+                                     " WHERE name IN ('clients_activity',"
+                                     " 'clients_deadline')"),
+                      2);
+    assert_int_equal (s_query_other (path, "SELECT count(*) FROM clients_v3"),
+                      0);
+}
+
 /*  Reopening a file of the current version runs no migration again.  */
 static void
-store_reopen_keeps_version_2 (void **state)
+store_reopen_keeps_version_3 (void **state)
 {
     fixture_t *fixture = *state;
     bool created;
-    assert_int_equal (store_register (fixture->store, "a", "n1", NULL, 0,
+    assert_int_equal (store_register (fixture->store, "a", "n1", "x", 1,
                                       90000, 1000, &created), 0);
     s_reopen (fixture);
-    assert_int_equal (s_query_other (fixture->path, "SELECT value FROM meta"
-                                     " WHERE key = 'schema_version'"),
-                      2);
+    assert_int_equal (s_schema_version_of (fixture->path), 3);
+    s_assert_version_3_clients (fixture->path);
     store_client_t client;
     assert_int_equal (store_get (fixture->store, "a", &client), 0);
     assert_int_equal (client.stale_after_ms, 90000);
+    assert_int_equal (client.meta_len, 1);
 }
 
 static void
@@ -1211,30 +1599,30 @@ s_assert_plan_has (const char *plan, const char *line)
     assert_non_null (strstr (plan, line));
 }
 
-/*  A sweep reads only stale rows, for both kinds of threshold, only if
-    SQLite picks the partial indexes.  A full scan would still return the
+/*  Purging reads only the tombstones it deletes, oldest first, only if
+    SQLite picks tombstones_removed.  A full scan would still delete the
     right rows, so only the plan shows it.  */
 static void
-store_sweep_queries_search_indexes (void **state)
+store_tombstone_purge_searches_index (void **state)
 {
     fixture_t *fixture = *state;
     char plan[2048];
     assert_int_equal (store_explain (fixture->store, plan, sizeof plan), 0);
 
-    s_assert_plan_has (plan, "stale select: SEARCH clients USING INDEX"
-                             " clients_activity (last_activity_ms<?)");
-    s_assert_plan_has (plan, "stale count: SEARCH clients USING");
-    s_assert_plan_has (plan, "INDEX clients_activity (last_activity_ms<?)");
-    s_assert_plan_has (plan, "own stale select: SEARCH clients USING INDEX"
-                             " clients_deadline (<expr><?)");
-    s_assert_plan_has (plan, "own stale count: SEARCH clients USING");
-    s_assert_plan_has (plan, "INDEX clients_deadline (<expr><?)");
     s_assert_plan_has (plan, "tombstone purge: SEARCH tombstones USING");
     s_assert_plan_has (plan, "INDEX tombstones_removed (removed_ms<?)");
     if (strstr (plan, "SCAN"))
         print_error ("a full scan in the plan:\n%s\n", plan);
     assert_null (strstr (plan, "SCAN"));
     assert_null (strstr (plan, "TEMP B-TREE"));
+
+    //  Every line of the plan is the purge's
+    for (const char *line = plan; line && *line;) {
+        assert_int_equal (strncmp (line, "tombstone purge: ", 17), 0);
+        line = strchr (line, '\n');
+        if (line)
+            line++;
+    }
 }
 
 /*  ------------------------------------------------------------------
@@ -1250,18 +1638,6 @@ s_register_own (store_t *store, const char *id, int64_t stale_after_ms,
     if (rc != 0)
         print_error ("store_register %s: %s\n", id, store_error (store));
     assert_int_equal (rc, 0);
-}
-
-static uint32_t
-s_evict_by (store_t *store, const store_cutoff_t *cutoff, uint32_t max,
-            store_event_t *events)
-{
-    uint32_t count = 99;
-    int rc = store_evict_batch (store, cutoff, max, 1, 5000, events, &count);
-    if (rc != 0)
-        print_error ("store_evict_batch: %s\n", store_error (store));
-    assert_int_equal (rc, 0);
-    return count;
 }
 
 static void
@@ -1295,116 +1671,6 @@ store_register_rejects_negative_threshold (void **state)
 }
 
 static void
-store_evict_own_threshold_by_deadline (void **state)
-{
-    fixture_t *fixture = *state;
-    s_register (fixture->store, "default", "n1", 100);
-    s_register_own (fixture->store, "short", 500, 100);
-    s_register_own (fixture->store, "long", 5000, 100);
-
-    //  At 1000 only "short" is past its deadline (100 + 500); "default"
-    //  is after the default cutoff of 50
-    store_event_t events[8];
-    store_cutoff_t cutoff = { 50, 1000, INT64_MAX };
-    assert_int_equal (s_evict_by (fixture->store, &cutoff, 8, events), 1);
-    assert_string_equal (events[0].id, "short");
-    assert_int_equal (events[0].reason, MSG_REASON_STALE);
-    assert_int_equal (events[0].last_activity_ms, 100);
-
-    //  A default cutoff past 100 evicts "default" but never "long",
-    //  whatever the default is
-    cutoff.cutoff_ms = 200;
-    assert_int_equal (s_evict_by (fixture->store, &cutoff, 8, events), 1);
-    assert_string_equal (events[0].id, "default");
-    store_client_t client;
-    assert_int_equal (store_get (fixture->store, "long", &client), 0);
-
-    //  An own deadline equal to now is not yet stale
-    cutoff.now_ms = 5100;
-    assert_int_equal (s_evict_by (fixture->store, &cutoff, 8, events), 0);
-    cutoff.now_ms = 5101;
-    assert_int_equal (s_evict_by (fixture->store, &cutoff, 8, events), 1);
-    assert_string_equal (events[0].id, "long");
-}
-
-/*  own_max_ms carries the start-up grace: a client whose own threshold
-    is longer than the time the registry has served is kept.  */
-static void
-store_evict_holds_back_threshold_over_own_max (void **state)
-{
-    fixture_t *fixture = *state;
-    s_register_own (fixture->store, "a", 500, 100);
-    s_register_own (fixture->store, "b", 2000, 100);
-
-    store_event_t events[8];
-    store_cutoff_t cutoff = { INT64_MIN, 9000, 499 };
-    assert_int_equal (s_evict_by (fixture->store, &cutoff, 8, events), 0);
-    uint64_t stale = 99;
-    assert_int_equal (store_stale (fixture->store, &cutoff, 0, NULL, NULL,
-                                   &stale), 0);
-    assert_int_equal (stale, 0);
-
-    cutoff.own_max_ms = 500;
-    assert_int_equal (s_evict_by (fixture->store, &cutoff, 8, events), 1);
-    assert_string_equal (events[0].id, "a");
-    cutoff.own_max_ms = 0;
-    s_register_own (fixture->store, "c", 500, 100);
-    assert_int_equal (s_evict_by (fixture->store, &cutoff, 8, events), 0);
-    assert_int_equal (s_client_count (fixture->store), 2);
-}
-
-/*  A batch takes default clients first, then own ones by deadline, and
-    a full batch leaves the rest for the next.  */
-static void
-store_evict_batches_both_kinds (void **state)
-{
-    fixture_t *fixture = *state;
-    s_register (fixture->store, "d2", "n1", 200);
-    s_register (fixture->store, "d1", "n1", 100);
-    s_register_own (fixture->store, "o2", 300, 100);
-    s_register_own (fixture->store, "o1", 100, 100);
-
-    store_event_t events[3];
-    store_cutoff_t cutoff = { 1000, 1000, INT64_MAX };
-    assert_int_equal (s_evict_by (fixture->store, &cutoff, 3, events), 3);
-    assert_string_equal (events[0].id, "d1");
-    assert_string_equal (events[1].id, "d2");
-    assert_string_equal (events[2].id, "o1");
-    assert_int_equal (events[2].seq, 3);
-    assert_int_equal (s_evict_by (fixture->store, &cutoff, 3, events), 1);
-    assert_string_equal (events[0].id, "o2");
-    assert_int_equal (events[0].seq, 4);
-    assert_int_equal (events[0].prev, 3);
-}
-
-static void
-store_stale_counts_and_lists_both_kinds (void **state)
-{
-    fixture_t *fixture = *state;
-    s_register (fixture->store, "d1", "n1", 100);
-    s_register (fixture->store, "d2", "n1", 900);
-    s_register_own (fixture->store, "o1", 100, 100);
-    s_register_own (fixture->store, "o2", 5000, 100);
-
-    store_cutoff_t cutoff = { 500, 1000, INT64_MAX };
-    ids_t ids = {0};
-    uint64_t stale = 0;
-    assert_int_equal (store_stale (fixture->store, &cutoff, 10, s_collect_id,
-                                   &ids, &stale), 0);
-    assert_int_equal (stale, 2);
-    assert_int_equal (ids.count, 2);
-    assert_string_equal (ids.ids[0], "d1");
-    assert_string_equal (ids.ids[1], "o1");
-
-    memset (&ids, 0, sizeof ids);
-    assert_int_equal (store_stale (fixture->store, &cutoff, 1, s_collect_id,
-                                   &ids, &stale), 0);
-    assert_int_equal (stale, 2);
-    assert_int_equal (ids.count, 1);
-    assert_int_equal (s_client_count (fixture->store), 4);
-}
-
-static void
 store_min_stale_after_finds_smallest (void **state)
 {
     fixture_t *fixture = *state;
@@ -1419,27 +1685,33 @@ store_min_stale_after_finds_smallest (void **state)
     assert_int_equal (min, 65000);
 }
 
-/*  The staleness test of an own threshold also runs inside the deleting
-    transaction: a touch committed while the sweep waits keeps it.  */
+/*  A client on its own threshold is kept by the same activity test
+    inside the deleting transaction: a touch committed while the sweep
+    waits for the write lock keeps it.  */
 static void
-store_evict_keeps_own_client_touched_before_it (void **state)
+store_apply_sweep_keeps_own_client_touched_before_it (void **state)
 {
     fixture_t *fixture = *state;
     s_register_own (fixture->store, "a", 500, 100);
+    s_register_own (fixture->store, "b", 500, 100);
     sqlite3 *other = s_other_connection (fixture->path, "BEGIN IMMEDIATE");
     s_exec (other, "UPDATE clients SET last_activity_ms = 900"
                    " WHERE id = 'a'");
 
-    store_event_t events[4];
-    store_cutoff_t cutoff = { INT64_MIN, 1000, INT64_MAX };
+    store_candidate_t evict[] = { s_decided ("a", 100), s_decided ("b", 100) };
+    store_event_t events[2];
     uint32_t count;
-    assert_int_equal (store_evict_batch (fixture->store, &cutoff, 4, 1, 1000,
+    assert_int_equal (store_apply_sweep (fixture->store, evict, 2, 1, 1000,
                                          events, &count), -1);
     assert_true (store_busy (fixture->store));
     s_exec (other, "COMMIT");
     sqlite3_close (other);
-    assert_int_equal (s_evict_by (fixture->store, &cutoff, 4, events), 0);
+    s_apply_sweep (fixture->store, evict, 2, 1, 1000, events, 1);
+    assert_string_equal (events[0].id, "b");
     assert_int_equal (s_activity (fixture->store, "a"), 900);
+    store_client_t client;
+    assert_int_equal (store_get (fixture->store, "a", &client), 0);
+    assert_int_equal (client.stale_after_ms, 500);
 }
 
 /*  ------------------------------------------------------------------
@@ -1494,19 +1766,56 @@ store_removals_write_tombstones_when_on (void **state)
                       0);
     s_assert_tombstone (fixture->store, &event);
 
-    store_event_t events[4];
-    store_cutoff_t cutoff = { 1000, 1000, INT64_MAX };
-    assert_int_equal (s_evict_by (fixture->store, &cutoff, 4, events), 2);
+    store_candidate_t evict[] = { s_decided ("b", 200), s_decided ("c", 100) };
+    store_event_t events[2];
+    s_apply_sweep (fixture->store, evict, COUNT_OF (evict), 1, 5000, events,
+                   2);
     s_assert_tombstone (fixture->store, &events[0]);
     s_assert_tombstone (fixture->store, &events[1]);
     assert_int_equal (events[1].reason, MSG_REASON_STALE);
     assert_int_equal (events[1].removed_ms, 5000);
+
+    assert_string_equal (events[1].node, "n1");
+    assert_int_equal (events[1].last_activity_ms, 100);
 
     ids_t ids;
     s_list_tombstones (fixture->store, NULL, NULL, 10, &ids);
     assert_int_equal (ids.count, 3);
     assert_string_equal (ids.ids[0], "a");
     assert_string_equal (ids.ids[2], "c");
+}
+
+/*  A client the sweep leaves alone gets no tombstone, and one removed
+    before the sweep keeps the tombstone of that removal.  */
+static void
+store_apply_sweep_tombstones_only_removed_clients (void **state)
+{
+    fixture_t *fixture = *state;
+    store_set_tombstones (fixture->store, true);
+    s_register (fixture->store, "gone", "n1", 100);
+    s_register (fixture->store, "kept", "n1", 100);
+    s_register (fixture->store, "stale", "n2", 100);
+    store_event_t removal;
+    assert_int_equal (store_remove (fixture->store, "gone",
+                                    MSG_REASON_DEREGISTERED, 500, &removal),
+                      0);
+    store_activity_t touch[] = {{"kept", 700}};
+    assert_int_equal (store_write_activity (fixture->store, touch, 1), 0);
+
+    store_candidate_t evict[] = {
+        s_decided ("gone", 100), s_decided ("kept", 100),
+        s_decided ("stale", 100),
+    };
+    store_event_t events[3];
+    s_apply_sweep (fixture->store, evict, COUNT_OF (evict), 1, 2000, events,
+                   1);
+    assert_string_equal (events[0].id, "stale");
+    s_assert_tombstone (fixture->store, &events[0]);
+    s_assert_tombstone (fixture->store, &removal);
+    store_tombstone_t tombstone;
+    assert_int_equal (store_get_tombstone (fixture->store, "kept",
+                                           &tombstone), STORE_NOT_FOUND);
+    assert_int_equal (s_activity (fixture->store, "kept"), 700);
 }
 
 static void
@@ -1519,7 +1828,9 @@ store_removals_write_no_tombstone_when_off (void **state)
     assert_int_equal (store_remove (fixture->store, "a",
                                     MSG_REASON_OPERATOR, 500, &events[0]),
                       0);
-    s_evict (fixture->store, 1000, 4, 2000, events, 1);
+    store_candidate_t evict[] = { s_decided ("b", 100) };
+    s_apply_sweep (fixture->store, evict, COUNT_OF (evict), 1, 2000, events,
+                   1);
 
     store_tombstone_t tombstone;
     assert_int_equal (store_get_tombstone (fixture->store, "a", &tombstone),
@@ -1547,12 +1858,14 @@ store_tombstone_rolls_back_with_removal (void **state)
                                     500, &event), -1);
     assert_non_null (strstr (store_error (fixture->store),
                              "remove: injected"));
-    store_event_t events[4];
+    store_candidate_t evict[] = { s_decided ("a", 100), s_decided ("b", 100) };
+    store_event_t events[2];
     uint32_t count = 99;
-    assert_int_equal (store_evict_batch (fixture->store,
-                                         DEFAULT_CUTOFF (1000), 4, 1, 2000,
+    assert_int_equal (store_apply_sweep (fixture->store, evict, 2, 1, 2000,
                                          events, &count), -1);
     assert_int_equal (count, 0);
+    assert_non_null (strstr (store_error (fixture->store),
+                             "evict batch: injected"));
     assert_int_equal (s_client_count (fixture->store), 2);
     s_range (fixture->store, 0, 0);
     s_assert_no_transaction (fixture->path);
@@ -1566,6 +1879,14 @@ store_tombstone_rolls_back_with_removal (void **state)
     store_tombstone_t tombstone;
     assert_int_equal (store_get_tombstone (fixture->store, "a", &tombstone),
                       STORE_NOT_FOUND);
+    assert_int_equal (store_apply_sweep (fixture->store, evict, 2, 1, 2000,
+                                         events, &count), -1);
+    assert_int_equal (count, 0);
+    assert_int_equal (store_get_tombstone (fixture->store, "a", &tombstone),
+                      STORE_NOT_FOUND);
+    assert_int_equal (store_get_tombstone (fixture->store, "b", &tombstone),
+                      STORE_NOT_FOUND);
+    assert_int_equal (s_client_count (fixture->store), 2);
     s_remove_failure (fixture->path);
 
     assert_int_equal (store_remove (fixture->store, "a", MSG_REASON_OPERATOR,
@@ -1626,8 +1947,12 @@ store_list_tombstones_pages_and_filters (void **state)
     const char *ids[] = {"c", "a", "e", "b", "d"};
     for (int i = 0; i < 5; i++)
         s_register (fixture->store, ids[i], i % 2 ? "n2" : "n1", 100);
+    store_candidate_t evict[5];
+    for (int i = 0; i < 5; i++)
+        evict[i] = s_decided (ids[i], 100);
     store_event_t events[5];
-    s_evict (fixture->store, 1000, 5, 2000, events, 5);
+    s_apply_sweep (fixture->store, evict, COUNT_OF (evict), 1, 2000, events,
+                   5);
 
     ids_t page;
     s_list_tombstones (fixture->store, NULL, NULL, 2, &page);
@@ -1680,12 +2005,193 @@ store_purge_tombstones_oldest_first (void **state)
     s_range (fixture->store, 1, 3);
 }
 
+/*  ------------------------------------------------------------------
+    Sweeps that decide from memory.  */
+
+static void
+store_apply_sweep_removes_with_events_and_nodes (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n2", 200);
+    s_register (fixture->store, "c", "n1", 300);
+
+    //  a was seen with newer activity than the store holds
+    store_candidate_t evict[] = { s_decided ("a", 150), s_decided ("c", 300) };
+    store_event_t events[2];
+    uint32_t removed = 99;
+    assert_int_equal (store_apply_sweep (fixture->store, evict, 2, 7, 6000,
+                                         events, &removed),
+                      0);
+    assert_int_equal (removed, 2);
+    assert_string_equal (evict[0].node, "n1");
+    assert_string_equal (events[0].id, "a");
+    assert_string_equal (events[0].node, "n1");
+    assert_int_equal (events[0].seq, 1);
+    assert_int_equal (events[0].prev, 0);
+    assert_int_equal (events[0].last_activity_ms, 150);
+    assert_int_equal (events[0].removed_ms, 6000);
+    assert_int_equal (events[0].sweep, 7);
+    assert_int_equal (events[0].reason, MSG_REASON_STALE);
+    assert_string_equal (events[1].id, "c");
+    assert_int_equal (events[1].seq, 2);
+    assert_int_equal (events[1].prev, 1);
+
+    store_client_t client;
+    assert_int_equal (store_get (fixture->store, "a", &client),
+                      STORE_NOT_FOUND);
+    assert_int_equal (s_activity (fixture->store, "b"), 200);
+    assert_int_equal (s_client_count (fixture->store), 1);
+    s_range (fixture->store, 1, 2);
+}
+
+static void
+store_apply_sweep_keeps_client_registered_again (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+
+    //  Registered again after the sweep decided: newer than it saw
+    bool created = true;
+    assert_int_equal (store_register (fixture->store, "a", "n1", NULL, 0, 0,
+                                      2000, &created), 0);
+    assert_false (created);
+
+    store_candidate_t evict[] = { s_decided ("a", 100) };
+    store_event_t events[1];
+    uint32_t removed = 99;
+    assert_int_equal (store_apply_sweep (fixture->store, evict, 1, 1, 3000,
+                                         events, &removed),
+                      0);
+    assert_int_equal (removed, 0);
+    assert_int_equal (s_activity (fixture->store, "a"), 2000);
+    s_range (fixture->store, 0, 0);
+}
+
+static void
+store_apply_sweep_skips_client_removed_since (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n1", 200);
+
+    store_event_t event;
+    assert_int_equal (store_remove (fixture->store, "a",
+                                    MSG_REASON_DEREGISTERED, 1500, &event),
+                      0);
+    assert_int_equal (event.seq, 1);
+
+    store_candidate_t evict[] = { s_decided ("a", 100), s_decided ("b", 200) };
+    store_event_t events[2];
+    uint32_t removed = 99;
+    assert_int_equal (store_apply_sweep (fixture->store, evict, 2, 1, 3000,
+                                         events, &removed),
+                      0);
+    assert_int_equal (removed, 1);
+    assert_string_equal (events[0].id, "b");
+    assert_int_equal (events[0].seq, 2);
+    assert_int_equal (events[0].prev, 1);
+    s_range (fixture->store, 1, 2);
+    assert_int_equal (s_client_count (fixture->store), 0);
+}
+
+static void
+store_apply_sweep_rolls_back_on_failure (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "a", "n1", 100);
+    s_register (fixture->store, "b", "n1", 200);
+    s_inject_failure (fixture->path,
+                      "CREATE TRIGGER fail BEFORE INSERT ON events"
+                      " WHEN NEW.id = 'b'"
+                      " BEGIN SELECT RAISE (ABORT, 'injected'); END");
+
+    store_candidate_t evict[] = { s_decided ("a", 100), s_decided ("b", 200) };
+    store_event_t events[2];
+    uint32_t removed = 99;
+    assert_int_equal (store_apply_sweep (fixture->store, evict, 2, 1, 3000,
+                                         events, &removed),
+                      -1);
+    assert_int_equal (removed, 0);
+    assert_non_null (strstr (store_error (fixture->store), "injected"));
+    assert_int_equal (s_activity (fixture->store, "a"), 100);
+    assert_int_equal (s_activity (fixture->store, "b"), 200);
+    s_range (fixture->store, 0, 0);
+    s_assert_no_transaction (fixture->path);
+}
+
+/*  ------------------------------------------------------------------
+    Group commit and the second connection.  */
+
+static void
+store_register_many_writes_every_registration (void **state)
+{
+    fixture_t *fixture = *state;
+    s_register (fixture->store, "old", "n1", 100);
+    store_registration_t regs[] = {
+        { "old", "n2", NULL, 0, 0, 2000, false },
+        { "new", "n1", "m", 1, 60000, 2000, false },
+    };
+    assert_int_equal (store_register_many (fixture->store, regs, 2), 0);
+    assert_false (regs[0].created);
+    assert_true (regs[1].created);
+
+    store_client_t client;
+    assert_int_equal (store_get (fixture->store, "old", &client), 0);
+    assert_string_equal (client.node, "n2");
+    assert_int_equal (client.last_activity_ms, 2000);
+    assert_int_equal (store_get (fixture->store, "new", &client), 0);
+    assert_int_equal (client.stale_after_ms, 60000);
+    assert_int_equal (client.meta_len, 1);
+}
+
+static void
+store_register_many_writes_none_when_one_is_invalid (void **state)
+{
+    fixture_t *fixture = *state;
+    store_registration_t regs[] = {
+        { "fine", "n1", NULL, 0, 0, 2000, false },
+        { "", "n1", NULL, 0, 0, 2000, false },
+    };
+    assert_int_equal (store_register_many (fixture->store, regs, 2), -1);
+    assert_non_null (strstr (store_error (fixture->store), "id is 0 bytes"));
+    assert_int_equal (s_client_count (fixture->store), 0);
+}
+
+static void
+store_open_peer_shares_the_file_not_the_lock (void **state)
+{
+    fixture_t *fixture = *state;
+    char error[512];
+    store_t *peer = store_open_peer (fixture->store, error, sizeof error);
+    if (!peer)
+        print_error ("store_open_peer: %s\n", error);
+    assert_non_null (peer);
+
+    //  A write on one connection is read on the other
+    s_register (peer, "a", "n1", 100);
+    assert_int_equal (s_activity (fixture->store, "a"), 100);
+
+    //  Closing the peer leaves the primary's lock in place
+    store_destroy (&peer);
+    assert_true (s_open_fails_in_child (fixture->path, error, sizeof error));
+    assert_non_null (strstr (error, "in use by process"));
+    assert_int_equal (s_activity (fixture->store, "a"), 100);
+}
+
 #define STORE_TEST(name) cmocka_unit_test_setup_teardown (name, setup, teardown)
 
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
+        STORE_TEST (store_apply_sweep_removes_with_events_and_nodes),
+        STORE_TEST (store_apply_sweep_keeps_client_registered_again),
+        STORE_TEST (store_apply_sweep_skips_client_removed_since),
+        STORE_TEST (store_apply_sweep_rolls_back_on_failure),
+        STORE_TEST (store_register_many_writes_every_registration),
+        STORE_TEST (store_register_many_writes_none_when_one_is_invalid),
+        STORE_TEST (store_open_peer_shares_the_file_not_the_lock),
         STORE_TEST (store_open_creates_empty_store),
         STORE_TEST (store_open_writes_pid_to_lock_file),
         STORE_TEST (store_reopen_keeps_clients),
@@ -1713,13 +2219,14 @@ main (void)
         STORE_TEST (store_write_activity_never_lowers_activity),
         STORE_TEST (store_write_activity_rolls_back_on_failure),
         STORE_TEST (store_write_activity_skips_unknown_id),
-        STORE_TEST (store_stale_counts_and_lists_oldest_first),
-        STORE_TEST (store_evict_skips_recent_client),
-        STORE_TEST (store_evict_removes_oldest_first_in_batches),
-        STORE_TEST (store_evict_writes_gapless_events_with_node_prev),
-        STORE_TEST (store_evict_fails_busy_and_leaves_store_unchanged),
-        STORE_TEST (store_evict_keeps_client_touched_before_it),
-        STORE_TEST (store_evict_rolls_back_on_failure),
+        STORE_TEST (store_apply_sweep_removes_in_given_order),
+        STORE_TEST (store_apply_sweep_writes_gapless_events_with_node_prev),
+        STORE_TEST (store_apply_sweep_links_prev_across_many_nodes),
+        STORE_TEST (store_apply_sweep_takes_node_from_row),
+        STORE_TEST (store_apply_sweep_fails_busy_and_leaves_store_unchanged),
+        STORE_TEST (store_apply_sweep_keeps_client_touched_before_it),
+        STORE_TEST (store_apply_sweep_rolls_back_and_retries),
+        STORE_TEST (store_apply_sweep_rolls_back_on_node_seq_failure),
         STORE_TEST (store_remove_writes_one_event),
         STORE_TEST (store_remove_returns_not_found),
         STORE_TEST (store_remove_rolls_back_on_failure),
@@ -1733,19 +2240,19 @@ main (void)
         STORE_TEST (store_prune_keeps_seq_and_prev_going),
         STORE_TEST (store_last_seq_survives_reopen),
         STORE_TEST (store_integrity_check_reports_ok),
+        STORE_TEST (store_open_creates_version_3_schema),
         STORE_TEST (store_migrates_version_1_file),
-        STORE_TEST (store_reopen_keeps_version_2),
-        STORE_TEST (store_sweep_queries_search_indexes),
+        STORE_TEST (store_migrates_version_2_file),
+        STORE_TEST (store_failed_migration_keeps_version_2_file),
+        STORE_TEST (store_reopen_keeps_version_3),
+        STORE_TEST (store_tombstone_purge_searches_index),
         STORE_TEST (store_register_sets_and_clears_own_threshold),
         STORE_TEST (store_register_rejects_negative_threshold),
-        STORE_TEST (store_evict_own_threshold_by_deadline),
-        STORE_TEST (store_evict_holds_back_threshold_over_own_max),
-        STORE_TEST (store_evict_batches_both_kinds),
-        STORE_TEST (store_stale_counts_and_lists_both_kinds),
         STORE_TEST (store_min_stale_after_finds_smallest),
-        STORE_TEST (store_evict_keeps_own_client_touched_before_it),
+        STORE_TEST (store_apply_sweep_keeps_own_client_touched_before_it),
         STORE_TEST (store_removals_write_tombstones_when_on),
         STORE_TEST (store_removals_write_no_tombstone_when_off),
+        STORE_TEST (store_apply_sweep_tombstones_only_removed_clients),
         STORE_TEST (store_tombstone_rolls_back_with_removal),
         STORE_TEST (store_register_revives_tombstoned_client),
         STORE_TEST (store_failed_revival_keeps_tombstone),

@@ -9,9 +9,10 @@
     connection on the real VFS, and after the success that the write did
     all it should.
 
-    Fixture: STALE clients with activity long before CUTOFF_MS, ACTIVE
-    clients with activity after it, and two earlier removals, so the
-    next event seq is 3 and each node already has a previous event.
+    Fixture: STALE clients with old activity, of which the sweep in these
+    tests evicts the BATCH oldest, ACTIVE clients with recent activity,
+    and two earlier removals, so the next event seq is 3 and each node
+    already has a previous event.
 */
 
 #include <dirent.h>
@@ -35,7 +36,6 @@
 #define STALE 6
 #define ACTIVE 3
 #define BATCH 4
-#define CUTOFF_MS 500000
 #define NOW_MS 1000000
 #define SWEEP_ID 77
 #define PRIOR_EVENTS 2
@@ -328,19 +328,26 @@ typedef struct {
 } run_t;
 
 typedef struct {
+    store_candidate_t evict[BATCH];
     store_event_t events[BATCH];
     uint32_t count;
 } batch_t;
 
+/*  Applies the sweep that decided, from memory, to evict the BATCH
+    oldest stale clients at the activity they were registered with.  The
+    candidates carry no node, so the store fills it in.  */
 static int
 s_evict (fixture_t *fixture, void *arg)
 {
     batch_t *batch = arg;
-    store_cutoff_t cutoff = {
-        .cutoff_ms = CUTOFF_MS, .now_ms = NOW_MS, .own_max_ms = 0
-    };
+    memset (batch->evict, 0, sizeof batch->evict);
+    for (int index = 0; index < BATCH; index++) {
+        s_id (batch->evict[index].id, sizeof batch->evict[index].id, "stale",
+              index);
+        batch->evict[index].last_activity_ms = 1000 + index;
+    }
     batch->count = 99;
-    return store_evict_batch (fixture->store, &cutoff, BATCH, SWEEP_ID,
+    return store_apply_sweep (fixture->store, batch->evict, BATCH, SWEEP_ID,
                               NOW_MS, batch->events, &batch->count);
 }
 
@@ -404,8 +411,9 @@ s_fail_each_call (fixture_t *fixture, faultvfs_kind_t kind,
 }
 
 /*  Checks that the batch removed the BATCH oldest stale clients, with
-    gapless seqs after the prior events and prev linking each node's
-    events, and that everything else is still there.  */
+    gapless seqs after the prior events, prev linking each node's events
+    and each node taken from the removed row, and that everything else
+    is still there.  */
 static void
 s_check_evicted (fixture_t *fixture, const batch_t *batch)
 {
@@ -420,6 +428,7 @@ s_check_evicted (fixture_t *fixture, const batch_t *batch)
         s_id (id, sizeof id, "stale", index);
         assert_string_equal (event->id, id);
         assert_string_equal (event->node, s_nodes[index % 2]);
+        assert_string_equal (batch->evict[index].node, s_nodes[index % 2]);
         assert_int_equal (event->seq, PRIOR_EVENTS + 1 + index);
         assert_int_equal (event->prev, node_last[index % 2]);
         node_last[index % 2] = event->seq;
@@ -488,7 +497,7 @@ s_check_batch_done (fixture_t *fixture, const batch_t *batch)
     Tests.  */
 
 static void
-evict_batch_survives_each_failed_write (void **state)
+apply_sweep_survives_each_failed_write (void **state)
 {
     fixture_t *fixture = *state;
     batch_t batch;
@@ -504,7 +513,7 @@ evict_batch_survives_each_failed_write (void **state)
 /*  The same with a new connection for every run, so each failure's
     leftovers in the WAL meet the close's checkpoint and a fresh open.  */
 static void
-evict_batch_survives_failed_write_reopened (void **state)
+apply_sweep_survives_failed_write_reopened (void **state)
 {
     fixture_t *fixture = *state;
     batch_t batch;
@@ -515,8 +524,41 @@ evict_batch_survives_failed_write_reopened (void **state)
     s_check_batch_done (fixture, &batch);
 }
 
+/*  With tombstones on, each removal also writes a tombstone in the same
+    transaction, so a failure must leave none behind.  The store stays
+    open across the runs, because reopening turns tombstones off.  */
 static void
-evict_batch_survives_disk_full (void **state)
+apply_sweep_with_tombstones_survives_each_failed_write (void **state)
+{
+    fixture_t *fixture = *state;
+    store_set_tombstones (fixture->store, true);
+    batch_t batch;
+    run_t run = { .write = s_evict, .arg = &batch };
+    uint64_t failed = s_fail_each_call (fixture, FAULTVFS_WRITE,
+                                        "disk I/O error", &run);
+    assert_true (failed >= 4);
+    s_check_batch_done (fixture, &batch);
+
+    char id[32];
+    store_tombstone_t tombstone;
+    for (int index = 0; index < STALE; index++) {
+        s_id (id, sizeof id, "stale", index);
+        int found = store_get_tombstone (fixture->store, id, &tombstone);
+        if (index >= BATCH) {
+            assert_int_equal (found, STORE_NOT_FOUND);
+            continue;
+        }
+        assert_int_equal (found, 0);
+        assert_int_equal (tombstone.seq, PRIOR_EVENTS + 1 + index);
+        assert_string_equal (tombstone.node, s_nodes[index % 2]);
+        assert_int_equal (tombstone.reason, MSG_REASON_STALE);
+        assert_int_equal (tombstone.last_activity_ms, 1000 + index);
+        assert_int_equal (tombstone.removed_ms, NOW_MS);
+    }
+}
+
+static void
+apply_sweep_survives_disk_full (void **state)
 {
     fixture_t *fixture = *state;
     batch_t batch;
@@ -528,7 +570,7 @@ evict_batch_survives_disk_full (void **state)
 }
 
 static void
-evict_batch_survives_each_failed_read (void **state)
+apply_sweep_survives_each_failed_read (void **state)
 {
     fixture_t *fixture = *state;
 
@@ -543,7 +585,7 @@ evict_batch_survives_each_failed_read (void **state)
 }
 
 static void
-evict_batch_reports_busy_lock (void **state)
+apply_sweep_reports_busy_lock (void **state)
 {
     fixture_t *fixture = *state;
     snapshot_t before;
@@ -570,7 +612,7 @@ evict_batch_reports_busy_lock (void **state)
     So a failing fsync cannot fail a batch, and what the batch committed
     must survive a close whose checkpoint fails.  */
 static void
-evict_batch_kept_when_sync_fails (void **state)
+apply_sweep_kept_when_sync_fails (void **state)
 {
     fixture_t *fixture = *state;
     faultvfs_set (FAULTVFS_SYNC, 0, true);
@@ -605,8 +647,8 @@ write_activity_survives_each_failed_write (void **state)
 {
     fixture_t *fixture = *state;
 
-    //  Every active client plus the oldest stale one, raised past the
-    //  cutoff, as a sweep's flush before its batch would write them
+    //  Every active client plus the oldest stale one, raised to now, as
+    //  a sweep's flush before its batch would write them
     activity_batch_t batch;
     for (int index = 0; index <= ACTIVE; index++) {
         s_id (batch.ids[index], sizeof batch.ids[index],
@@ -626,12 +668,15 @@ write_activity_survives_each_failed_write (void **state)
         assert_int_equal (client.last_activity_ms, NOW_MS + index);
     }
 
-    //  stale-0 was touched, so the batch now takes stale-1 to stale-4
+    //  A sweep that decided on stale-0 before the write keeps it, since
+    //  its stored activity is now newer than the one the sweep saw
     batch_t evicted;
     assert_int_equal (s_evict (fixture, &evicted), 0);
-    assert_int_equal (evicted.count, BATCH);
+    assert_int_equal (evicted.count, BATCH - 1);
     assert_string_equal (evicted.events[0].id, "stale-1");
+    assert_int_equal (evicted.events[0].seq, PRIOR_EVENTS + 1);
     assert_int_equal (store_get (fixture->store, "stale-0", &client), 0);
+    assert_int_equal (client.last_activity_ms, NOW_MS + ACTIVE);
 }
 
 static int
@@ -846,12 +891,13 @@ main (void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        FAULT_TEST (evict_batch_survives_each_failed_write),
-        FAULT_TEST (evict_batch_survives_failed_write_reopened),
-        FAULT_TEST (evict_batch_survives_disk_full),
-        FAULT_TEST (evict_batch_survives_each_failed_read),
-        FAULT_TEST (evict_batch_reports_busy_lock),
-        FAULT_TEST (evict_batch_kept_when_sync_fails),
+        FAULT_TEST (apply_sweep_survives_each_failed_write),
+        FAULT_TEST (apply_sweep_survives_failed_write_reopened),
+        FAULT_TEST (apply_sweep_with_tombstones_survives_each_failed_write),
+        FAULT_TEST (apply_sweep_survives_disk_full),
+        FAULT_TEST (apply_sweep_survives_each_failed_read),
+        FAULT_TEST (apply_sweep_reports_busy_lock),
+        FAULT_TEST (apply_sweep_kept_when_sync_fails),
         FAULT_TEST (write_activity_survives_each_failed_write),
         FAULT_TEST (remove_survives_each_failed_write),
         FAULT_TEST (register_survives_each_failed_write),
