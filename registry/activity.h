@@ -51,10 +51,10 @@ typedef void (activity_fn) (const char *id, int64_t activity_ms, void *arg);
     up to slots slots of the table from slot from on, in no particular
     order, and returns where the next step starts, 0 once the walk
     reached the end.  fn must not add or remove clients.  A walk in
-    several steps sees every client that stays in the table throughout,
-    provided that activity_layout returns the same value before the
-    first step and after the last: a removal or a growth in between
-    moves clients between slots.  */
+    several steps visits every client that stays in the table
+    throughout, provided that activity_layout returns the same value
+    before the first step and after the last.  A removal or a growth in
+    between moves clients between slots.  */
 size_t
 activity_walk (activity_t *self, size_t from, size_t slots,
                int64_t before_ms, activity_fn *fn, void *arg);

@@ -536,10 +536,10 @@ s_sweep_dry_run (request_t *request)
 
     sweep_list_t list = { 0 };
     sweep_list_stale (self, &cutoff, &list, true);
-    uint32_t shown = list.count < MSG_PAGE_MAX ? (uint32_t) list.count
+    uint32_t listed = list.count < MSG_PAGE_MAX ? (uint32_t) list.count
                                                : MSG_PAGE_MAX;
-    request->clients = calloc (shown + 1, sizeof (store_client_t));
-    request->ids = calloc (shown + 1, sizeof (msg_str_t));
+    request->clients = calloc (listed + 1, sizeof (store_client_t));
+    request->ids = calloc (listed + 1, sizeof (msg_str_t));
     if (list.failed || !request->clients || !request->ids) {
         sweep_list_free (&list);
         s_set_error (request, MSG_ERR_INTERNAL, "sweep: out of memory");
@@ -548,7 +548,7 @@ s_sweep_dry_run (request_t *request)
 
     //  The reply's views point into request->clients, which outlives
     //  the list
-    for (uint32_t index = 0; index < shown; index++) {
+    for (uint32_t index = 0; index < listed; index++) {
         store_client_t *client = &request->clients[index];
         snprintf (client->id, sizeof client->id, "%s",
                   list.ids + list.items[index].id_offset);
@@ -571,7 +571,7 @@ s_sweep (request_t *request)
         return;
     }
 
-    //  A sweep that starts answers once it has counted the stale clients
+    //  A sweep that starts replies once it has counted the stale clients
     uint64_t started = sweep_start (self, &request->envelope,
                                     request->request->req);
     msg_result_t *result = s_result (request);
@@ -899,7 +899,7 @@ int
 commands_handle (zloop_t *loop, zsock_t *socket, void *arg)
 {
     //  Serving every request that has arrived, up to a bound, before
-    //  polling again saves a poll per request under load; the bound
+    //  polling again saves a poll per request under load.  The bound
     //  lets ticks, timers and the store worker's results in between
     registry_t *self = arg;
     s_serve (self, socket);

@@ -230,9 +230,9 @@ s_open_sockets (registry_t *self)
     //  Replies queue per peer up to COMMANDS_SNDHWM, and past it a reply
     //  is dropped and counted.  A peer that sends requests and never
     //  reads the replies therefore ties up a bounded amount of memory.
-    //  The bound is four times a window of 256 requests: once a queue
-    //  fills, ZeroMQ takes sends again only after it drained by half,
-    //  and a group commit answers many registrations at once.
+    //  The bound is four times a window of 256 requests in flight: at
+    //  256, replies to such a window were dropped when a group commit
+    //  completed many registrations at once.
     self->commands = s_bind (ZMQ_ROUTER,
                              settings_string (settings, "commands"),
                              "commands", self->limits.message_size,

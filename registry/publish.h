@@ -2,9 +2,10 @@
 
     Events are published by the store worker, right after the
     transaction that wrote them committed, so they go out in sequence
-    order and their encoding takes no time from the event loop.  PUB
-    never blocks: a subscriber past its high-water mark loses the
-    message and recovers it by replay, so nothing waits on a subscriber.
+    order and their encoding takes no time from the event loop.  A send
+    on PUB does not block: a subscriber past its high-water mark loses
+    the message and recovers it by replay, so nothing waits on a
+    subscriber.
 */
 #ifndef LAPSE_PUBLISH_H
 #define LAPSE_PUBLISH_H

@@ -111,7 +111,7 @@ typedef struct {
     uint32_t batches;
     bool ending;                /* no new batch; ends when jobs_out is 0 */
     bool failed;
-    uint32_t jobs_out;          /* the sweep's jobs the worker holds */
+    uint32_t jobs_out;          /* the sweep's jobs out at the worker */
     sweep_list_t list;
     size_t walk_cursor;         /* the next slot the listing walks */
     uint64_t walk_layout;       /* the table's layout when listing began */

@@ -188,11 +188,11 @@ s_actor (zsock_t *pipe, void *args)
 
     //  $TERM is the only message that is not a job.  A job that ends a
     //  group of registrations is held for the next turn
-    job_t *held = NULL;
+    job_t *next = NULL;
     bool stop = false;
-    while (!stop || held) {
-        job_t *job = held ? held : s_receive (pipe, true, &stop);
-        held = NULL;
+    while (!stop || next) {
+        job_t *job = next ? next : s_receive (pipe, true, &stop);
+        next = NULL;
         if (!job)
             continue;
 
@@ -205,10 +205,10 @@ s_actor (zsock_t *pipe, void *args)
         job_t *group[GROUP_COMMIT_MAX] = { job };
         size_t count = 1;
         while (count < GROUP_COMMIT_MAX
-               && (held = s_receive (pipe, false, &stop))
-               && held->kind == JOB_REGISTER) {
-            group[count++] = held;
-            held = NULL;
+               && (next = s_receive (pipe, false, &stop))
+               && next->kind == JOB_REGISTER) {
+            group[count++] = next;
+            next = NULL;
         }
         s_run_registrations (store, group, count);
         for (size_t i = 0; i < count; i++)

@@ -1,8 +1,8 @@
 /*  storework.h: the thread that writes the registry's store.
 
     A SQLite write transaction takes from a fraction of a millisecond to
-    tens of milliseconds, and the event loop must answer a touch in well
-    under one.  So every write runs on this thread, on a connection of
+    tens of milliseconds, and the event loop must reply to a touch in
+    well under one.  So every write runs on this thread, on a connection of
     its own (store_open_peer), while the loop keeps the primary
     connection for reads, which WAL mode lets run beside a write.
 

@@ -30,8 +30,8 @@ static log_limit_t s_malformed_tick_log;
 #define HOUSEKEEPING_BACKOFF_MAX_MS 30000
 
 /*  Slots of the activity table one step of a sweep's listing walks:
-    about a millisecond's work, so that listing a million clients holds
-    the loop for no more than that at a time.  */
+    about a millisecond's work, so that listing a million clients keeps
+    the loop from requests for no more than that at a time.  */
 #define LIST_SLOTS_PER_STEP 65536
 
 
@@ -388,9 +388,9 @@ void
 sweep_list_stale (registry_t *self, const sweep_cutoff_t *cutoff,
                   sweep_list_t *list, bool sorted)
 {
-    //  Memory holds every client's newest activity, acknowledged touches
-    //  included, so a client stale here is stale; the store's activity
-    //  may lag by the flush granularity and is not consulted
+    //  Memory has every client's newest activity, acknowledged touches
+    //  included, so a client stale here is stale.  The store's activity
+    //  may lag by the flush granularity, so it is not consulted
     s_list_reset (list);
     s_lister_t lister = { self, list, self->stale_after_ms };
     if (cutoff->cutoff_ms != INT64_MIN)
@@ -560,7 +560,8 @@ s_applied (void *arg, job_t *job)
         s_sweep_end (self, false);
 }
 
-/*  Answers the sweep request that started this sweep, if any.  */
+/*  Sends the reply to the sweep request that started this sweep, if
+    any.  */
 static void
 s_reply_started (registry_t *self)
 {
@@ -650,8 +651,8 @@ static int
 s_list_timer (zloop_t *loop, int timer_id, void *arg);
 
 /*  Walks the next part of the activity table.  The walk goes in steps
-    so that the loop serves requests in between; a client removed or a
-    table grown meanwhile may have moved clients between slots, and then
+    so that the loop serves requests in between.  A client removed or a
+    table grown meanwhile may have moved clients between slots, so then
     the list is made again in one go.  */
 static void
 s_list_step (registry_t *self)
