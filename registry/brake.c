@@ -41,25 +41,14 @@ s_released (brake_t *brake, int64_t now_mono)
     return released;
 }
 
-/*  The clients a brake decision counts against: all of them in memory,
-    raised to stale when the store's count of stale ones is larger.  */
-static uint64_t
-s_clients (registry_t *self, uint64_t stale)
-{
-    uint64_t clients = activity_count (self->activity);
-    return clients < stale ? stale : clients;
-}
-
 uint64_t
 brake_decide (registry_t *self, uint64_t sweep, uint64_t stale)
 {
     brake_t *brake = &self->brake;
     bool was_engaged = brake->engaged;
 
-    //  The store counted the stale clients and memory counts all of
-    //  them.  Both have the same clients, but raising clients to stale
-    //  keeps a brief difference from reporting more stale than clients
-    uint64_t clients = s_clients (self, stale);
+    //  The sweep counted the stale clients in memory, among these
+    uint64_t clients = activity_count (self->activity);
     brake->clients = clients;
     brake->stale = stale;
     brake->limit = s_limit (brake, clients);

@@ -17,6 +17,11 @@
     statics because the registry runs one event loop on one thread.  */
 #define PEER_WARNINGS_PER_SECOND 10
 #define REQUESTS_PER_WAKEUP 64
+
+/*  Writes queued for the store worker at most; past this, register,
+    deregister and evict get busy.  Each queued registration takes about
+    1.4 KiB, so the queue stays under about 14 MiB.  */
+#define STORE_JOBS_MAX 10000
 static log_limit_t s_bad_request_log;
 static log_limit_t s_over_limit_log;
 static log_limit_t s_reply_dropped_log;
@@ -108,11 +113,17 @@ s_defer (request_t *request, job_t *job, job_done_fn *done)
     job->arg = self;
     job->reply_to = request->envelope;
     job->req = request->request->req;
-    if (self->stopping || storework_submit (self->writer, job) != 0) {
+    const char *reason = NULL;
+    if (self->stopping)
+        reason = "the registry is stopping";
+    else if (storework_outstanding (self->writer) >= STORE_JOBS_MAX)
+        reason = "the store worker has too many writes queued";
+    else if (storework_submit (self->writer, job) != 0)
+        reason = "the store worker took no job";
+    if (reason) {
         free (job);
-        s_set_error (request, MSG_ERR_BUSY,
-                     "%s: the registry is stopping; retry",
-                     msg_type_name (request->request->type));
+        s_set_error (request, MSG_ERR_BUSY, "%s: %s; retry",
+                     msg_type_name (request->request->type), reason);
         return -1;
     }
     request->envelope = NULL;
@@ -189,9 +200,15 @@ s_registered (void *arg, job_t *job)
                        job->busy);
     else if (activity_add (self->activity, reg->id, reg->now_ms) != 0
              || sweep_set_own_threshold (self, reg->id, reg->stale_after_ms)
-                    != 0)
+                    != 0) {
+        //  The row is in the store, but no sweep can find it until the
+        //  registry restarts and loads it again
+        log_error ("registered client not kept in memory",
+                   "id=%s error=%s", log_quote (reg->id),
+                   log_quote ("out of memory"));
         s_set_error (&request, MSG_ERR_INTERNAL,
                      "register of client \"%s\": out of memory", reg->id);
+    }
     else {
         self->stats.registrations++;
         s_result (&request)->created = reg->created;
@@ -216,7 +233,8 @@ s_register (request_t *request)
     job_registration_t *reg = &job->u.registration;
     msg_str_copy (body->id, reg->id, sizeof (reg->id));
     msg_str_copy (body->node, reg->node, sizeof (reg->node));
-    memcpy (reg->meta, body->meta.ptr, body->meta.len);
+    if (body->meta.len > 0)
+        memcpy (reg->meta, body->meta.ptr, body->meta.len);
     reg->meta_len = body->meta.len;
     reg->stale_after_ms = body->stale_after_ms;
     reg->now_ms = sweep_now (self);

@@ -1503,8 +1503,6 @@ store_each_client (store_t *self, store_client_fn *fn, void *arg)
                               "each client", fn, arg);
 }
 
-/*  Binds the own-threshold test (?1 now, ?2 the largest threshold in
-    play) of an OWN_STALE statement.  */
 int
 store_min_stale_after (store_t *self, int64_t *min)
 {
@@ -1690,7 +1688,7 @@ store_remove (store_t *self, const char *id, msg_reason_t reason,
     const char *op = "remove";
     if (reason != MSG_REASON_DEREGISTERED && reason != MSG_REASON_OPERATOR) {
         s_failf (self, "%s: reason %d is not allowed, expected deregistered"
-                 " or operator (stale clients go through evict batch)", op,
+                 " or operator (a sweep removes stale clients)", op,
                  (int) reason);
         return -1;
     }

@@ -4,8 +4,9 @@
     Registrations that are already queued behind one another are written
     in one transaction (group commit): under a burst of registrations
     the worker pays one commit for many of them.  If that transaction
-    fails, each registration is tried again alone, so that one failure
-    is reported only to its own request.
+    fails for a reason other than a busy store, each registration is
+    tried again alone, so that one failure is reported only to its own
+    request.
 */
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -73,12 +74,18 @@ s_run_registrations (store_t *store, job_t **jobs, size_t count)
             reg->stale_after_ms, reg->now_ms, false
         };
     }
-    if (count > 1 && store_register_many (store, regs, count) == 0) {
-        for (size_t i = 0; i < count; i++) {
+    if (count > 1) {
+        int rc = store_register_many (store, regs, count);
+        for (size_t i = 0; rc == 0 && i < count; i++)
             jobs[i]->u.registration.created = regs[i].created;
-            s_record (store, jobs[i], 0);
+
+        //  A lock held elsewhere would make each single retry wait the
+        //  busy timeout again, so then every registration fails as busy
+        if (rc == 0 || store_busy (store)) {
+            for (size_t i = 0; i < count; i++)
+                s_record (store, jobs[i], rc);
+            return;
         }
-        return;
     }
     for (size_t i = 0; i < count; i++)
         s_record (store, jobs[i],
@@ -225,8 +232,13 @@ storework_new (store_t *store, zsock_t *events)
     storework_t *self = calloc (1, sizeof *self);
     s_worker_t *worker = calloc (1, sizeof *worker);
     if (self && worker) {
+        //  A pipe with no high-water mark, so that a submit never blocks
+        //  the loop.  The loop bounds the jobs it queues instead.
+        size_t pipe_hwm = zsys_pipehwm ();
+        zsys_set_pipehwm (0);
         *worker = (s_worker_t) { store, events };
         self->actor = zactor_new (s_actor, worker);
+        zsys_set_pipehwm (pipe_hwm);
     }
     if (!self || !worker || !self->actor) {
         free (self);

@@ -356,6 +356,8 @@ s_due_compare (const void *left, const void *right, void *arg)
 static void
 s_list_sort (sweep_list_t *list, bool by_due)
 {
+    if (list->count < 2)
+        return;
     qsort_r (list->items, list->count, sizeof *list->items,
              by_due ? s_due_compare : s_id_compare, list->ids);
 }
@@ -416,6 +418,9 @@ static void
 s_sweep_finish (registry_t *self, bool failed)
 {
     sweep_t *sweep = &self->sweep;
+    if (sweep->state == SWEEP_IDLE)
+        return;
+
     int64_t duration_ms = zclock_mono () - sweep->started_mono;
 
     if (failed) {
@@ -438,7 +443,7 @@ s_sweep_finish (registry_t *self, bool failed)
 }
 
 /*  Ends the sweep once none of its jobs is out.  Until then the sweep
-    stays RUNNING, so that no new sweep reuses a job the worker holds.  */
+    keeps its state, so that no new sweep reuses a job the worker has.  */
 static void
 s_sweep_end (registry_t *self, bool failed)
 {
@@ -460,16 +465,29 @@ s_log_batch_failed (registry_t *self, const job_t *job)
                log_quote (job->error));
 }
 
-/*  Puts back into memory the clients a failed batch was to evict, since
-    they are all still in the store.  Their stored activity is not known
-    here, so each is marked as not yet written, and the next flush
-    writes it.  */
+/*  Puts back into memory the clients a failed batch was to evict.  The
+    batch rolled back, but a deregistration or an operator eviction
+    queued before it may have removed some of them, so only those the
+    store still has go back, with their own thresholds.  Their stored
+    activity is not known here, so each is marked as not yet written,
+    and the next flush writes it.  */
 static void
 s_restore_evict (registry_t *self, const job_sweep_t *work)
 {
     for (uint32_t i = 0; i < work->evict_count; i++) {
         const store_candidate_t *client = &work->evict[i];
-        activity_add (self->activity, client->id, 0);
+        store_client_t row;
+        int rc = store_get (self->store, client->id, &row);
+        if (rc == STORE_NOT_FOUND)
+            continue;
+
+        //  When the read fails too, keeping a client that may be gone is
+        //  safer than losing one that is not: a later sweep removes it
+        int64_t own_ms = rc == 0 ? row.stale_after_ms : client->stale_after_ms;
+        if (activity_add (self->activity, client->id, 0) != 0
+            || sweep_set_own_threshold (self, client->id, own_ms) != 0)
+            log_error ("client not put back in memory", "id=%s error=%s",
+                       log_quote (client->id), log_quote ("out of memory"));
         activity_touch (self->activity, client->id, strlen (client->id),
                         client->last_activity_ms);
     }
@@ -561,18 +579,25 @@ s_applied (void *arg, job_t *job)
 }
 
 /*  Sends the reply to the sweep request that started this sweep, if
-    any.  */
+    any: the sweep and its stale count, or the error given.  */
 static void
-s_reply_started (registry_t *self)
+s_reply_started (registry_t *self, msg_error_code_t code, const char *error)
 {
     sweep_t *sweep = &self->sweep;
     if (!sweep->reply_to)
         return;
 
     msg_t reply = { .type = MSG_RESULT, .req = sweep->reply_req };
-    reply.u.result.cmd = MSG_SWEEP;
-    reply.u.result.sweep = sweep->id;
-    reply.u.result.stale = sweep->stale;
+    if (error) {
+        reply.type = MSG_ERROR;
+        reply.u.error.code = code;
+        reply.u.error.message = msg_str (error);
+    }
+    else {
+        reply.u.result.cmd = MSG_SWEEP;
+        reply.u.result.sweep = sweep->id;
+        reply.u.result.stale = sweep->stale;
+    }
     commands_reply (self, sweep->reply_to, &reply);
     sweep->reply_to = NULL;
 }
@@ -616,14 +641,16 @@ s_listed (registry_t *self)
         log_error ("sweep stopped before its first batch",
                    "sweep=%" PRIu64 " error=%s", sweep->id,
                    log_quote ("out of memory listing the stale clients"));
-        s_reply_started (self);
+        s_reply_started (self, MSG_ERR_INTERNAL,
+                         "sweep: out of memory listing the stale clients; "
+                         "see the registry log");
         s_sweep_end (self, false);
         return;
     }
 
     sweep->stale = sweep->list.count;
     sweep->evict_max = brake_decide (self, sweep->id, sweep->stale);
-    s_reply_started (self);
+    s_reply_started (self, MSG_ERR_INTERNAL, NULL);
     log_info ("sweep started",
               "sweep=%" PRIu64 " cutoff_ms=%" PRId64 " stale=%" PRIu64,
               sweep->id, sweep->cutoff.cutoff_ms, sweep->stale);
@@ -813,7 +840,9 @@ sweep_destroy (registry_t *self)
     if (sweep->timer_id >= 0 && self->loop)
         zloop_timer_end (self->loop, sweep->timer_id);
     sweep->timer_id = -1;
-    zmsg_destroy (&sweep->reply_to);
+    s_reply_started (self, MSG_ERR_BUSY,
+                     "sweep: the registry stopped before the sweep counted "
+                     "its stale clients; retry");
     sweep_list_free (&sweep->list);
     for (size_t i = 0; i < SWEEP_JOBS; i++) {
         job_sweep_t *work = &sweep->jobs[i].u.sweep;
