@@ -944,22 +944,22 @@ $(targets_table)
 
 - **Single-id touches.** With one id per message and one message in
   flight per connection, the rate is the number of connections over
-  the round trip, and on two cores the round trip is mostly waiting
-  for a core: every request passes the load generator's thread, its
-  ZeroMQ I/O thread, the registry's ZeroMQ I/O thread and the
-  registry's loop, each a wake-up and a context switch.  Redis answers
-  on one thread straight from the socket.  Batching ids into a message,
-  as the library's touch batcher does, is what the registry is built
-  for.
+  the round trip.  On two cores that round trip is mostly waiting for a
+  core.  Every request passes the load generator's thread, its ZeroMQ
+  I/O thread, the registry's ZeroMQ I/O thread and the registry's loop,
+  each a wake-up and a context switch, while Redis replies on one
+  thread straight from the socket.  The registry is built for ids
+  batched into messages, as the library's touch batcher sends them.
 - **Paced latency.** At a million ids a second the load generator, the
   two ZeroMQ I/O threads and the registry's loop share two cores, so
   the slowest percent of acknowledgements waits for a core.  The store
   is off that path: flushes and sweeps run on the registry's store
   thread, at a lower priority than the loop.
 - **Sweep and delivery.** The removals run at the speed of SQLite
-  deleting rows and writing event rows in one transaction per batch, on
-  one thread, and on this machine they share the cores with the
-  touches, the audit logger and the subscriber that receive the events.
+  deleting rows and writing event rows, one transaction per batch on
+  one thread.  On this machine that thread shares the two cores with
+  the touches, the audit logger and the subscriber receiving the
+  events.
 
 ## What each workload does
 
