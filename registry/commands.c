@@ -544,7 +544,9 @@ s_stats (request_t *request)
 }
 
 /*  Reports what a sweep starting now would evict, listed the way a
-    sweep lists it, oldest first.  */
+    sweep lists it, oldest first.  NOTE: unlike a sweep, it walks and
+    sorts on the loop in one go, which delays requests by an estimated
+    100 ms at a million clients (not timed).  */
 static void
 s_sweep_dry_run (request_t *request)
 {

@@ -128,11 +128,12 @@ static const char s_schema_v2[] =
     finds consecutive rows on the same pages.  A WITHOUT ROWID table
     keeps whole rows in its interior pages, so large rows make it slow.
     Meta (up to 1 KiB) therefore moves to client_meta, an ordinary table
-    with a row only for clients that have meta.  Measured with SQLite 3.40 on 200,000
-    clients with random ids: with the rows clustered, removals in id
-    order ran 2.4 times as fast, and with 1000 bytes of meta kept in the
-    row they ran slower than before and the file grew threefold.  SQLite
-    cannot change a table to WITHOUT ROWID in place, so it is copied.  */
+    with a row only for clients that have meta.  Measured with SQLite
+    3.40 on 200,000 clients with random ids, removals in id order ran
+    2.4 times as fast with the rows clustered.  With 1000 bytes of meta
+    kept in the row, they ran slower than before and the file grew
+    threefold.  SQLite cannot change a table to WITHOUT ROWID in place,
+    so it is copied.  */
 static const char s_schema_v3[] =
     "CREATE TABLE clients_v3 ("
     "    id TEXT PRIMARY KEY,"

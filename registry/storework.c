@@ -236,8 +236,9 @@ storework_new (store_t *store, zsock_t *events)
     storework_t *self = calloc (1, sizeof *self);
     s_worker_t *worker = calloc (1, sizeof *worker);
     if (self && worker) {
-        //  A pipe with no high-water mark, so that a submit never blocks
-        //  the loop.  The loop bounds the jobs it queues instead.
+        //  A pipe with no high-water mark (0 means none), so that a
+        //  submit does not wait for room.  commands.c bounds the writes
+        //  it queues (STORE_JOBS_MAX) instead.
         size_t pipe_hwm = zsys_pipehwm ();
         zsys_set_pipehwm (0);
         *worker = (s_worker_t) { store, events };
